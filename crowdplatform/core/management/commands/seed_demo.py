@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+
+from crowdplatform.accounts.demo import demo_accounts_ensure
+
+
+class Command(BaseCommand):
+    help = (
+        "Create the demo data, idempotently: a staff admin, a lab client organization with an owner and an "
+        "API key, and raters, with random passwords. Prints the credentials."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--credentials", type=Path, help="Also write the credentials to this JSON file.")
+
+    def handle(self, *args: Any, credentials: Path | None = None, **options: Any) -> None:
+        state_file: Path = settings.DEMO_CREDENTIALS_FILE
+        result = demo_accounts_ensure(_read_json(state_file))
+        _write_private_json(state_file, result)
+        if credentials is not None:
+            _write_private_json(credentials, result)
+        self.stdout.write(_describe(result))
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def _write_private_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def _describe(result: dict[str, Any]) -> str:
+    client = result["client"]
+    lines = [
+        "Demo credentials (log in at /accounts/login/):",
+        f"  staff admin  {result['admin']['email']}  {result['admin']['password']}",
+        f"  lab client   {client['email']}  {client['password']}  (owner of {client['organization']})",
+        f"  API key      {client['api_key']}",
+    ]
+    lines += [f"  rater        {rater['email']}  {rater['password']}" for rater in result["raters"]]
+    return "\n".join(lines)

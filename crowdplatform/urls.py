@@ -1,0 +1,86 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from crowdplatform.accounts import api as accounts_api
+from crowdplatform.accounts import views as accounts_views
+from crowdplatform.core import api as core_api
+from crowdplatform.core import views as core_views
+from crowdplatform.core.health import healthz
+from crowdplatform.raters import views as raters_views
+
+api_v1 = [
+    path("me/", accounts_api.MeApi.as_view(), name="me"),
+    path("organizations/", accounts_api.OrganizationListApi.as_view(), name="organization-list"),
+    path(
+        "organizations/<int:organization_id>/", accounts_api.OrganizationDetailApi.as_view(), name="organization-detail"
+    ),
+    path("organizations/<int:organization_id>/members/", accounts_api.MemberListApi.as_view(), name="member-list"),
+    path(
+        "organizations/<int:organization_id>/api-keys/", accounts_api.ApiKeyListCreateApi.as_view(), name="api-key-list"
+    ),
+    path(
+        "organizations/<int:organization_id>/api-keys/<int:api_key_id>/",
+        accounts_api.ApiKeyRevokeApi.as_view(),
+        name="api-key-detail",
+    ),
+    path("audit-events/", core_api.AuditEventListApi.as_view(), name="audit-event-list"),
+]
+
+client_urls = (
+    [
+        path("", accounts_views.client_home, name="home"),
+        path("organizations/new/", accounts_views.organization_create, name="organization_create"),
+        path("orgs/<slug:slug>/", accounts_views.organization_detail, name="organization"),
+        path("orgs/<slug:slug>/invitations/", accounts_views.invitation_create, name="invitation_create"),
+        path(
+            "orgs/<slug:slug>/invitations/<int:invitation_id>/revoke/",
+            accounts_views.invitation_revoke,
+            name="invitation_revoke",
+        ),
+        path(
+            "orgs/<slug:slug>/members/<int:membership_id>/role/",
+            accounts_views.membership_set_role,
+            name="membership_set_role",
+        ),
+        path(
+            "orgs/<slug:slug>/members/<int:membership_id>/remove/",
+            accounts_views.membership_remove,
+            name="membership_remove",
+        ),
+        path("orgs/<slug:slug>/api-keys/", accounts_views.api_key_create, name="api_key_create"),
+        path(
+            "orgs/<slug:slug>/api-keys/<int:api_key_id>/revoke/", accounts_views.api_key_revoke, name="api_key_revoke"
+        ),
+    ],
+    "client",
+)
+
+rater_urls = ([path("", raters_views.rater_home, name="home")], "rater")
+
+staff_urls = (
+    [
+        path("", core_views.staff_dashboard, name="dashboard"),
+        path("audit/", core_views.staff_audit_log, name="audit_log"),
+    ],
+    "staff",
+)
+
+urlpatterns = [
+    path("", core_views.home, name="home"),
+    path("healthz", healthz, name="healthz"),
+    path("accounts/", include("allauth.urls")),
+    path("invitations/<str:token>/", accounts_views.invitation_accept, name="invitation_accept"),
+    path("client/", include(client_urls)),
+    path("rater/", include(rater_urls)),
+    path("staff/", include(staff_urls)),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include((api_v1, "api"))),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]
+
+handler400 = core_views.error_400
+handler403 = core_views.error_403
+handler404 = core_views.error_404
+handler500 = core_views.error_500

@@ -1,0 +1,1 @@
+# Studies, systems, items, pairs, tasks, votes, sampling, ratings and exports: filled by the Evaluations issue.

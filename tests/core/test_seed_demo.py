@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from crowdplatform.accounts.models import ApiKey, Membership, Organization, User
+from crowdplatform.core.models import AuditEvent
+from crowdplatform.raters.models import RaterProfile
+
+pytestmark = pytest.mark.django_db
+
+
+def seed(*args: str) -> str:
+    out = StringIO()
+    call_command("seed_demo", *args, stdout=out)
+    return out.getvalue()
+
+
+def counts() -> dict[str, int]:
+    return {
+        "users": User.objects.count(),
+        "organizations": Organization.objects.count(),
+        "memberships": Membership.objects.count(),
+        "api_keys": ApiKey.objects.count(),
+        "rater_profiles": RaterProfile.objects.count(),
+        "audit_events": AuditEvent.objects.count(),
+    }
+
+
+def test_seed_demo_creates_the_demo_and_writes_credentials(tmp_path):
+    target = tmp_path / "out" / "credentials.json"
+    output = seed("--credentials", str(target))
+    data = json.loads(target.read_text())
+    assert set(data) == {"admin", "client", "raters"}
+    assert set(data["admin"]) == {"email", "password"}
+    assert {"email", "password", "organization", "api_key"} <= set(data["client"])
+    assert [set(rater) for rater in data["raters"]] == [{"email", "password"}] * 3
+    assert data["client"]["organization"] == "Demo Lab"
+    assert oct(target.stat().st_mode & 0o777) == "0o600"
+    assert data["client"]["api_key"] in output
+    assert counts() == {
+        "users": 5,
+        "organizations": 1,
+        "memberships": 1,
+        "api_keys": 1,
+        "rater_profiles": 3,
+        "audit_events": 10,
+    }
+    assert User.objects.get(email=data["admin"]["email"]).is_staff is True
+
+
+def test_seed_demo_twice_creates_nothing_new_and_keeps_the_credentials(tmp_path):
+    first_file, second_file = tmp_path / "first.json", tmp_path / "second.json"
+    seed("--credentials", str(first_file))
+    before = counts()
+    seed("--credentials", str(second_file))
+    assert counts() == before
+    assert json.loads(first_file.read_text()) == json.loads(second_file.read_text())
+
+
+def test_seeded_credentials_work(tmp_path):
+    target = tmp_path / "credentials.json"
+    seed("--credentials", str(target))
+    data = json.loads(target.read_text())
+    web = Client()
+    for account, landing in [(data["admin"], "/staff/"), (data["client"], "/client/"), (data["raters"][0], "/rater/")]:
+        response = web.post(reverse("account_login"), {"login": account["email"], "password": account["password"]})
+        assert response["Location"] == landing, account["email"]
+        web.logout()
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {data['client']['api_key']}")
+    assert api.get(reverse("api:me")).json()["organization"]["name"] == "Demo Lab"
+
+
+def test_seed_demo_repairs_lost_credentials_without_new_rows(settings):
+    seed()
+    settings.DEMO_CREDENTIALS_FILE.unlink()  # the remembered credentials are gone
+    before = counts()
+    data = json.loads(seed() and settings.DEMO_CREDENTIALS_FILE.read_text())
+    after = counts()
+    # Passwords are reset in place; the lost API key is revoked and replaced.
+    assert after["users"] == before["users"]
+    assert after["api_keys"] == before["api_keys"] + 1
+    assert ApiKey.objects.filter(revoked_at__isnull=True).count() == 1
+    user = User.objects.get(email=data["client"]["email"])
+    assert user.check_password(data["client"]["password"])
