@@ -8,7 +8,10 @@ from datetime import timedelta
 import pytest
 from django.urls import reverse
 from django.utils import timezone
+from hypothesis import given
+from hypothesis import strategies as st
 
+from crowdplatform.accounts import services
 from crowdplatform.accounts.models import ApiKey
 from crowdplatform.accounts.services import api_key_revoke, api_key_use
 from crowdplatform.core.models import AuditEvent
@@ -190,3 +193,12 @@ def test_a_member_cannot_create_keys_on_the_web_page(client, organization, membe
     response = client.post(reverse("client:api_key_create", args=[organization.slug]), {"name": "x"})
     assert response.status_code == 403
     assert ApiKey.objects.count() == 0
+
+
+@given(st.text(max_size=80))
+def test_any_bearer_string_is_either_a_well_formed_key_id_or_refused(raw):
+    key_id = services._api_key_id(raw)
+    if key_id is not None:
+        assert raw.startswith("cpk_")
+        assert len(key_id) == 12
+        assert raw[16] == "_"
