@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
@@ -140,6 +138,6 @@ class ApiKeyRevokeApi(APIView):
     def delete(self, request: Request, organization_id: int, api_key_id: int) -> Response:
         organization = organization_for(request.user, pk=organization_id)  # type: ignore[arg-type]
         owner = _owner_user(request, organization)
-        api_key: Any = get_object_or_404(selectors.organization_api_keys(organization), pk=api_key_id)
+        api_key: ApiKey = get_object_or_404(selectors.organization_api_keys(organization), pk=api_key_id)
         api_key = services.api_key_revoke(api_key=api_key, actor=owner)
         return Response(ApiKeyOutput(api_key).data)

@@ -7,6 +7,7 @@ import hmac
 import secrets
 from datetime import timedelta
 
+from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -23,8 +24,10 @@ from crowdplatform.accounts.models import (
     User,
 )
 from crowdplatform.accounts.principals import Actor
+from crowdplatform.accounts.tasks import invitation_email_send
 from crowdplatform.core.audit import audit_record
 from crowdplatform.core.errors import ApplicationError, ConflictError
+from crowdplatform.raters.services import rater_profile_create
 
 API_KEY_PREFIX = "cpk_"
 API_KEY_ID_LENGTH = 12  # hex characters between "cpk_" and the secret
@@ -40,8 +43,6 @@ def user_signup_complete(*, user: User, account_type: str, organization_name: st
     Raters get an (empty) rater profile; a client who named an organization
     becomes its owner.
     """
-    from crowdplatform.raters.services import rater_profile_create
-
     if account_type not in AccountType.values:
         raise ApplicationError(f"Unknown account type {account_type!r}.", code="invalid_account_type")
     user.account_type = account_type
@@ -59,10 +60,6 @@ def user_create(
     *, email: str, password: str, account_type: str, actor: Actor, is_staff: bool = False, email_verified: bool = False
 ) -> User:
     """Create a user outside the sign-up flow (staff tooling, demo data)."""
-    from allauth.account.models import EmailAddress
-
-    from crowdplatform.raters.services import rater_profile_create
-
     email = email.strip().lower()
     if User.objects.filter(email__iexact=email).exists():
         raise ConflictError(f"A user with the address {email} exists.", code="email_taken")
@@ -164,8 +161,6 @@ def membership_remove(*, membership: Membership, actor: Actor) -> None:
 
 @transaction.atomic
 def invitation_create(*, organization: Organization, email: str, role: str, actor: User) -> Invitation:
-    from crowdplatform.accounts.tasks import invitation_email_send
-
     email = email.strip().lower()
     if role not in Role.values:
         raise ApplicationError(f"Unknown role {role!r}.", code="invalid_role")
@@ -201,8 +196,6 @@ def _lock_open_invitation(invitation: Invitation) -> Invitation:
 def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
     """Join the organization. Only the invited address may accept, and only
     once it is verified: the link alone must not be enough."""
-    from allauth.account.models import EmailAddress
-
     invitation = _lock_open_invitation(invitation)
     if invitation.expires_at <= timezone.now():
         raise ConflictError("This invitation has expired; ask for a new one.", code="invitation_expired")

@@ -20,7 +20,7 @@ from crowdplatform.accounts.access import (
     organization_role,
 )
 from crowdplatform.accounts.forms import ApiKeyForm, InvitationForm, OrganizationForm, RoleForm
-from crowdplatform.accounts.models import Invitation, Membership
+from crowdplatform.accounts.models import Invitation, Membership, Organization
 from crowdplatform.core.errors import ApplicationError
 
 NEW_API_KEY_SESSION_KEY = "new_api_key"
@@ -91,7 +91,7 @@ def _owner_action(handler: Callable[..., str]) -> Callable[..., HttpResponse]:
 
 
 @_owner_action
-def invitation_create(request: HttpRequest, organization: Any) -> str:
+def invitation_create(request: HttpRequest, organization: Organization) -> str:
     form = InvitationForm(request.POST)
     if not form.is_valid():
         raise ApplicationError("Enter a valid email address and role.")
@@ -102,14 +102,14 @@ def invitation_create(request: HttpRequest, organization: Any) -> str:
 
 
 @_owner_action
-def invitation_revoke(request: HttpRequest, organization: Any, invitation_id: int) -> str:
+def invitation_revoke(request: HttpRequest, organization: Organization, invitation_id: int) -> str:
     invitation = get_object_or_404(Invitation, pk=invitation_id, organization=organization)
     services.invitation_revoke(invitation=invitation, actor=request.user)  # type: ignore[arg-type]
     return f"Invitation to {invitation.email} withdrawn."
 
 
 @_owner_action
-def membership_set_role(request: HttpRequest, organization: Any, membership_id: int) -> str:
+def membership_set_role(request: HttpRequest, organization: Organization, membership_id: int) -> str:
     membership = get_object_or_404(Membership, pk=membership_id, organization=organization)
     form = RoleForm(request.POST)
     if not form.is_valid():
@@ -119,7 +119,7 @@ def membership_set_role(request: HttpRequest, organization: Any, membership_id: 
 
 
 @_owner_action
-def membership_remove(request: HttpRequest, organization: Any, membership_id: int) -> str:
+def membership_remove(request: HttpRequest, organization: Organization, membership_id: int) -> str:
     membership = get_object_or_404(
         Membership.objects.select_related("user"), pk=membership_id, organization=organization
     )
@@ -128,7 +128,7 @@ def membership_remove(request: HttpRequest, organization: Any, membership_id: in
 
 
 @_owner_action
-def api_key_create(request: HttpRequest, organization: Any) -> str:
+def api_key_create(request: HttpRequest, organization: Organization) -> str:
     form = ApiKeyForm(request.POST)
     if not form.is_valid():
         raise ApplicationError("Give the key a name.")
@@ -141,7 +141,7 @@ def api_key_create(request: HttpRequest, organization: Any) -> str:
 
 
 @_owner_action
-def api_key_revoke(request: HttpRequest, organization: Any, api_key_id: int) -> str:
+def api_key_revoke(request: HttpRequest, organization: Organization, api_key_id: int) -> str:
     api_key = get_object_or_404(organization.api_keys, pk=api_key_id)
     services.api_key_revoke(api_key=api_key, actor=request.user)  # type: ignore[arg-type]
     return f"Revoked the key “{api_key.name}”. Requests using it now get 401."
