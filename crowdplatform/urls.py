@@ -56,12 +56,21 @@ client_urls = (
     "client",
 )
 
-rater_urls = ([path("", raters_views.rater_home, name="home")], "rater")
+rater_urls = (
+    [
+        path("", raters_views.rater_home, name="home"),
+        path("application/", raters_views.application_edit, name="application"),
+        path("application/submit/", raters_views.application_submit, name="application_submit"),
+    ],
+    "rater",
+)
 
 staff_urls = (
     [
         path("", core_views.staff_dashboard, name="dashboard"),
         path("audit/", core_views.staff_audit_log, name="audit_log"),
+        path("raters/", raters_views.staff_applications, name="rater_applications"),
+        path("raters/decide/", raters_views.staff_applications_decide, name="rater_applications_decide"),
     ],
     "staff",
 )

@@ -4,12 +4,77 @@ from django.conf import settings
 from django.db import models
 
 
+class ExpertiseDomain(models.Model):
+    """A field raters can claim expertise in; the list is managed by staff."""
+
+    slug = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=100)
+    is_active = models.BooleanField(default=True, help_text="Inactive domains are not offered to new applicants.")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApplicationStatus(models.TextChoices):
+    DRAFT = "draft", "Not submitted"
+    APPLIED = "applied", "Awaiting review"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    SUSPENDED = "suspended", "Suspended"
+
+
 class RaterProfile(models.Model):
-    """The rater side of a user. The recruitment issue adds the application
-    fields (languages, domains, credentials, status); this is where they go."""
+    """The rater side of a user: the application and its review status.
+
+    Status moves only through `crowdplatform.raters.services`:
+    draft → applied → approved | rejected; approved → suspended → approved.
+    """
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="rater_profile")
     created_at = models.DateTimeField(auto_now_add=True)
+    display_name = models.CharField(max_length=80, blank=True)
+    country = models.CharField(max_length=2, blank=True, help_text="ISO 3166-1 alpha-2 code, e.g. DE.")
+    timezone = models.CharField(max_length=64, blank=True, help_text="IANA name, e.g. Europe/Berlin.")
+    years_of_experience = models.PositiveSmallIntegerField(null=True, blank=True)
+    credentials = models.TextField(blank=True, help_text="Degrees, licences, positions. Visible only to staff.")
+    domains = models.ManyToManyField(ExpertiseDomain, blank=True, related_name="raters")
+    consented_terms_at = models.DateTimeField(null=True, blank=True)
+    consented_pay_policy_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(
+        max_length=16, choices=ApplicationStatus.choices, default=ApplicationStatus.DRAFT, db_index=True
+    )
+    status_reason = models.TextField(blank=True, help_text="Why it was rejected or suspended; the rater sees it.")
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "submitted_at"], name="rater_status_submitted")]
 
     def __str__(self) -> str:
         return f"Rater {self.user}"
+
+
+class Proficiency(models.TextChoices):
+    NATIVE = "native", "Native"
+    FLUENT = "fluent", "Fluent"
+    PROFESSIONAL = "professional", "Professional working"
+    BASIC = "basic", "Basic"
+
+
+class RaterLanguage(models.Model):
+    profile = models.ForeignKey(RaterProfile, on_delete=models.CASCADE, related_name="languages")
+    language = models.CharField(max_length=12, help_text="BCP 47 code, e.g. en or pt-BR.")
+    proficiency = models.CharField(max_length=16, choices=Proficiency.choices)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["profile", "language"], name="rater_language_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.language} ({self.proficiency})"

@@ -1,11 +1,24 @@
+"""Every change to a rater's profile and application status."""
+
 from __future__ import annotations
 
+import re
+import zoneinfo
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 from django.db import transaction
+from django.utils import timezone
 
 from crowdplatform.accounts.models import User
 from crowdplatform.accounts.principals import Actor
 from crowdplatform.core.audit import audit_record
-from crowdplatform.raters.models import RaterProfile
+from crowdplatform.core.errors import ApplicationError, ConflictError
+from crowdplatform.raters.models import ApplicationStatus, ExpertiseDomain, Proficiency, RaterLanguage, RaterProfile
+
+COUNTRY_CODE = re.compile(r"^[A-Z]{2}$")
+LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+EDITABLE_STATUSES = frozenset({ApplicationStatus.DRAFT, ApplicationStatus.REJECTED})
 
 
 @transaction.atomic
@@ -15,3 +28,172 @@ def rater_profile_create(*, user: User, actor: Actor) -> RaterProfile:
     if created:
         audit_record(actor=actor, action="rater_profile.create", target=profile)
     return profile
+
+
+@dataclass(frozen=True)
+class ProfileInput:
+    display_name: str
+    country: str
+    timezone: str
+    years_of_experience: int | None
+    credentials: str
+    languages: tuple[tuple[str, str], ...]  # (BCP 47 code, proficiency)
+    domain_slugs: tuple[str, ...]
+
+
+def _validated(data: ProfileInput) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    if data.country and not COUNTRY_CODE.match(data.country):
+        errors["country"] = ["Use the two-letter ISO code, e.g. DE."]
+    if data.timezone and data.timezone not in zoneinfo.available_timezones():
+        errors["timezone"] = [f"{data.timezone!r} is not a known time zone (use e.g. Europe/Berlin)."]
+    if data.years_of_experience is not None and not 0 <= data.years_of_experience <= 80:
+        errors["years_of_experience"] = ["Enter a number of years from 0 to 80."]
+    codes = [code for code, _ in data.languages]
+    if any(not LANGUAGE_CODE.match(code) for code in codes):
+        errors["languages"] = ["Use language codes such as en, de or pt-BR."]
+    elif len(set(codes)) != len(codes):
+        errors["languages"] = ["List each language once."]
+    elif any(level not in Proficiency.values for _, level in data.languages):
+        errors["languages"] = ["Choose a proficiency for each language."]
+    return errors
+
+
+@transaction.atomic
+def rater_profile_update(*, profile: RaterProfile, data: ProfileInput, actor: Actor) -> RaterProfile:
+    """Save the application form. Allowed before submission and after a rejection."""
+    profile = RaterProfile.objects.select_for_update().get(pk=profile.pk)
+    if profile.status not in EDITABLE_STATUSES:
+        raise ConflictError("Your application is under review or decided; it cannot be edited now.", code="locked")
+    errors = _validated(data)
+    domains = list(ExpertiseDomain.objects.filter(slug__in=data.domain_slugs, is_active=True))
+    if len(domains) != len(set(data.domain_slugs)):
+        errors["domains"] = ["Choose domains from the list."]
+    if errors:
+        raise ApplicationError("Some answers need fixing.", code="invalid_profile", fields=errors)
+    profile.display_name = data.display_name.strip()
+    profile.country = data.country
+    profile.timezone = data.timezone
+    profile.years_of_experience = data.years_of_experience
+    profile.credentials = data.credentials.strip()
+    profile.save(update_fields=["display_name", "country", "timezone", "years_of_experience", "credentials"])
+    profile.domains.set(domains)
+    profile.languages.all().delete()
+    RaterLanguage.objects.bulk_create(
+        RaterLanguage(profile=profile, language=code, proficiency=level) for code, level in data.languages
+    )
+    audit_record(
+        actor=actor,
+        action="rater_profile.update",
+        target=profile,
+        data={"languages": [list(pair) for pair in data.languages], "domains": sorted(data.domain_slugs)},
+    )
+    return profile
+
+
+def application_missing(profile: RaterProfile) -> list[str]:
+    """What the rater still has to fill in before submitting, in form order."""
+    missing = []
+    if not profile.display_name:
+        missing.append("display name")
+    if not profile.country:
+        missing.append("country")
+    if not profile.timezone:
+        missing.append("time zone")
+    if not profile.languages.exists():
+        missing.append("at least one language")
+    if not profile.domains.exists():
+        missing.append("at least one expertise domain")
+    if profile.years_of_experience is None:
+        missing.append("years of experience")
+    return missing
+
+
+@transaction.atomic
+def rater_application_submit(
+    *, profile: RaterProfile, consent_terms: bool, consent_pay_policy: bool, actor: Actor
+) -> RaterProfile:
+    profile = RaterProfile.objects.select_for_update().get(pk=profile.pk)
+    if profile.status not in EDITABLE_STATUSES:
+        raise ConflictError("You have already applied; one application per person.", code="already_applied")
+    missing = application_missing(profile)
+    if not consent_terms:
+        missing.append("consent to the terms")
+    if not consent_pay_policy:
+        missing.append("consent to the pay policy")
+    if missing:
+        raise ApplicationError(
+            "Your application is incomplete: " + ", ".join(missing) + ".",
+            code="incomplete",
+            fields={"missing": missing},
+        )
+    now = timezone.now()
+    profile.consented_terms_at = profile.consented_pay_policy_at = now
+    profile.status = ApplicationStatus.APPLIED
+    profile.status_reason = ""
+    profile.submitted_at = now
+    profile.save(
+        update_fields=["consented_terms_at", "consented_pay_policy_at", "status", "status_reason", "submitted_at"]
+    )
+    audit_record(actor=actor, action="rater_application.submit", target=profile)
+    return profile
+
+
+# --- Staff decisions ----------------------------------------------------------------------------
+
+# For each decision: the statuses it may start from, the status it leads to, and whether a reason is required.
+TRANSITIONS: dict[str, tuple[frozenset[str], str, bool]] = {
+    "approve": (frozenset({ApplicationStatus.APPLIED}), ApplicationStatus.APPROVED, False),
+    "reject": (frozenset({ApplicationStatus.APPLIED}), ApplicationStatus.REJECTED, True),
+    "suspend": (frozenset({ApplicationStatus.APPROVED}), ApplicationStatus.SUSPENDED, True),
+    "reinstate": (frozenset({ApplicationStatus.SUSPENDED}), ApplicationStatus.APPROVED, False),
+}
+
+
+@transaction.atomic
+def rater_status_decide(*, profile: RaterProfile, decision: str, reason: str = "", actor: User) -> RaterProfile:
+    """Approve, reject, suspend or reinstate a rater. The reason is shown to the rater."""
+    if decision not in TRANSITIONS:
+        raise ApplicationError(f"Unknown decision {decision!r}.", code="invalid_decision")
+    sources, target, needs_reason = TRANSITIONS[decision]
+    reason = reason.strip()
+    if needs_reason and not reason:
+        raise ApplicationError(f"Say why ({decision}): the rater sees the reason.", code="reason_required")
+    profile = RaterProfile.objects.select_for_update().get(pk=profile.pk)
+    if profile.status not in sources:
+        raise ConflictError(
+            f"Cannot {decision} a rater whose status is {profile.get_status_display().lower()}.",
+            code="invalid_transition",
+        )
+    previous = profile.status
+    profile.status = target
+    profile.status_reason = reason
+    profile.reviewed_at = timezone.now()
+    profile.reviewed_by = actor
+    profile.save(update_fields=["status", "status_reason", "reviewed_at", "reviewed_by"])
+    audit_record(
+        actor=actor,
+        action=f"rater_application.{decision}",
+        target=profile,
+        data={"from": previous, "to": target, "reason": reason},
+    )
+    return profile
+
+
+@dataclass(frozen=True)
+class BulkOutcome:
+    decided: list[RaterProfile]
+    refused: list[tuple[RaterProfile, str]]  # (profile, why)
+
+
+def rater_status_decide_many(
+    *, profiles: Iterable[RaterProfile], decision: str, reason: str = "", actor: User
+) -> BulkOutcome:
+    """The same decision for several raters; each is its own transaction and audit row."""
+    decided, refused = [], []
+    for profile in profiles:
+        try:
+            decided.append(rater_status_decide(profile=profile, decision=decision, reason=reason, actor=actor))
+        except ApplicationError as error:
+            refused.append((profile, error.message))
+    return BulkOutcome(decided=decided, refused=refused)

@@ -1,13 +1,114 @@
 from __future__ import annotations
 
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
 
-from crowdplatform.accounts.access import RATER_AREA, area_required
-from crowdplatform.raters.models import RaterProfile
+from crowdplatform.accounts.access import RATER_AREA, STAFF_AREA, area_required
+from crowdplatform.core.errors import ApplicationError
+from crowdplatform.core.keyset import keyset_page
+from crowdplatform.raters import services
+from crowdplatform.raters.forms import DecisionForm, RaterProfileForm, SubmitApplicationForm
+from crowdplatform.raters.models import ApplicationStatus, ExpertiseDomain, RaterProfile
+from crowdplatform.raters.selectors import ApplicationFilters, rater_applications
+
+
+def _own_profile(request: HttpRequest) -> RaterProfile:
+    return services.rater_profile_create(user=request.user, actor=request.user)  # type: ignore[arg-type]
 
 
 @area_required(RATER_AREA)
 def rater_home(request: HttpRequest) -> HttpResponse:
-    profile = RaterProfile.objects.filter(user=request.user).first()
-    return render(request, "raters/home.html", {"profile": profile})
+    profile = _own_profile(request)
+    context = {"profile": profile, "missing": services.application_missing(profile)}
+    return render(request, "raters/home.html", context)
+
+
+@area_required(RATER_AREA)
+def application_edit(request: HttpRequest) -> HttpResponse:
+    profile = _own_profile(request)
+    editable = profile.status in services.EDITABLE_STATUSES
+    form = RaterProfileForm(request.POST or None, initial=RaterProfileForm.initial_for(profile))
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.rater_profile_update(profile=profile, data=form.to_input(), actor=request.user)  # type: ignore[arg-type]
+        except ApplicationError as error:
+            for field, problems in error.fields.items():
+                for problem in problems:
+                    form.add_error(field if field in form.fields else None, problem)
+            if not error.fields:
+                form.add_error(None, error.message)
+        else:
+            messages.success(request, "Saved. Submit your application when it is complete.")
+            return redirect("rater:application")
+    context = {
+        "profile": profile,
+        "form": form,
+        "editable": editable,
+        "missing": services.application_missing(profile),
+        "submit_form": SubmitApplicationForm(),
+    }
+    return render(request, "raters/application.html", context)
+
+
+@require_POST
+@area_required(RATER_AREA)
+def application_submit(request: HttpRequest) -> HttpResponse:
+    profile = _own_profile(request)
+    form = SubmitApplicationForm(request.POST)
+    form.is_valid()
+    try:
+        services.rater_application_submit(
+            profile=profile,
+            consent_terms=form.cleaned_data.get("consent_terms", False),
+            consent_pay_policy=form.cleaned_data.get("consent_pay_policy", False),
+            actor=request.user,  # type: ignore[arg-type]
+        )
+    except ApplicationError as error:
+        messages.error(request, error.message)
+        return redirect("rater:application")
+    messages.success(request, "Application submitted. Staff will review it; you will see the decision here.")
+    return redirect("rater:home")
+
+
+@area_required(STAFF_AREA)
+def staff_applications(request: HttpRequest) -> HttpResponse:
+    filters = ApplicationFilters(
+        status=request.GET.get("status", ApplicationStatus.APPLIED),
+        domain=request.GET.get("domain", ""),
+        language=request.GET.get("language", "").strip(),
+        country=request.GET.get("country", "").strip(),
+    )
+    page = keyset_page(rater_applications(filters), request.GET)
+    context = {
+        "page": page,
+        "filters": filters,
+        "statuses": ApplicationStatus.choices,
+        "domains": ExpertiseDomain.objects.all(),
+        "decision_form": DecisionForm(),
+    }
+    return render(request, "raters/staff_applications.html", context)
+
+
+@require_POST
+@area_required(STAFF_AREA)
+def staff_applications_decide(request: HttpRequest) -> HttpResponse:
+    form = DecisionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose at least one rater and a decision.")
+    else:
+        outcome = services.rater_status_decide_many(
+            profiles=form.cleaned_data["profiles"],
+            decision=form.cleaned_data["decision"],
+            reason=form.cleaned_data["reason"],
+            actor=request.user,  # type: ignore[arg-type]
+        )
+        if outcome.decided:
+            messages.success(request, f"{form.cleaned_data['decision'].capitalize()}: {len(outcome.decided)} rater(s).")
+        for profile, why in outcome.refused:
+            messages.error(request, f"{profile.user.email}: {why}")
+    queue_url = reverse("staff:rater_applications")
+    back = request.POST.get("next", "")
+    return redirect(back if back.startswith(queue_url) else queue_url)

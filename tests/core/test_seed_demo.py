@@ -50,8 +50,14 @@ def test_seed_demo_creates_the_demo_and_writes_credentials(tmp_path):
         "memberships": 1,
         "api_keys": 1,
         "rater_profiles": 3,
-        "audit_events": 10,
+        "audit_events": 15,
     }
+    # rater1 approved, rater2 awaiting review, rater3 not submitted (see accounts/demo.py RATER_STAGES)
+    assert list(RaterProfile.objects.order_by("user__email").values_list("status", flat=True)) == [
+        "approved",
+        "applied",
+        "draft",
+    ]
     assert User.objects.get(email=data["admin"]["email"]).is_staff is True
 
 

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from django import forms
+
+from crowdplatform.raters.models import ExpertiseDomain, Proficiency, RaterProfile
+from crowdplatform.raters.services import TRANSITIONS, ProfileInput
+
+LANGUAGE_ROWS = 3
+
+
+class RaterProfileForm(forms.Form):
+    display_name = forms.CharField(
+        max_length=80, required=False, help_text="How staff address you. Clients never see it."
+    )
+    country = forms.CharField(max_length=2, required=False, help_text="Where you live: two-letter ISO code, e.g. DE.")
+    timezone = forms.CharField(max_length=64, required=False, label="Time zone", help_text="e.g. Europe/Berlin")
+    years_of_experience = forms.IntegerField(min_value=0, max_value=80, required=False)
+    domains = forms.ModelMultipleChoiceField(
+        queryset=ExpertiseDomain.objects.filter(is_active=True),
+        to_field_name="slug",
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        label="Expertise domains",
+    )
+    credentials = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}),
+        required=False,
+        help_text="Degrees, licences, positions. Only staff see this.",
+    )
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        for row in range(1, LANGUAGE_ROWS + 1):
+            self.fields[f"language_{row}"] = forms.CharField(
+                max_length=12, required=False, label=f"Language {row}", help_text="Code such as en, de or pt-BR"
+            )
+            self.fields[f"proficiency_{row}"] = forms.ChoiceField(
+                choices=[("", "—"), *Proficiency.choices], required=False, label=f"Proficiency {row}"
+            )
+
+    @classmethod
+    def initial_for(cls, profile: RaterProfile) -> dict[str, object]:
+        initial: dict[str, object] = {
+            "display_name": profile.display_name,
+            "country": profile.country,
+            "timezone": profile.timezone,
+            "years_of_experience": profile.years_of_experience,
+            "credentials": profile.credentials,
+            "domains": list(profile.domains.values_list("slug", flat=True)),
+        }
+        for row, language in enumerate(profile.languages.all()[:LANGUAGE_ROWS], start=1):
+            initial[f"language_{row}"] = language.language
+            initial[f"proficiency_{row}"] = language.proficiency
+        return initial
+
+    def to_input(self) -> ProfileInput:
+        data = self.cleaned_data
+        languages = tuple(
+            (data[f"language_{row}"].strip(), data[f"proficiency_{row}"])
+            for row in range(1, LANGUAGE_ROWS + 1)
+            if data[f"language_{row}"].strip()
+        )
+        return ProfileInput(
+            display_name=data["display_name"],
+            country=data["country"].strip().upper(),
+            timezone=data["timezone"].strip(),
+            years_of_experience=data["years_of_experience"],
+            credentials=data["credentials"],
+            languages=languages,
+            domain_slugs=tuple(domain.slug for domain in data["domains"]),
+        )
+
+
+class SubmitApplicationForm(forms.Form):
+    consent_terms = forms.BooleanField(required=False, label="I agree to the terms of work.")
+    consent_pay_policy = forms.BooleanField(
+        required=False, label="I have read the pay policy: pay per accepted task, never below the hourly floor."
+    )
+
+
+class DecisionForm(forms.Form):
+    decision = forms.ChoiceField(choices=[(name, name.capitalize()) for name in TRANSITIONS])
+    reason = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="Required to reject or suspend."
+    )
+    profiles = forms.ModelMultipleChoiceField(queryset=RaterProfile.objects.all())
