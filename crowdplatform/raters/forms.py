@@ -31,12 +31,16 @@ class RaterProfileForm(forms.Form):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         for row in range(1, LANGUAGE_ROWS + 1):
-            self.fields[f"language_{row}"] = forms.CharField(
-                max_length=12, required=False, label=f"Language {row}", help_text="Code such as en, de or pt-BR"
-            )
+            self.fields[f"language_{row}"] = forms.CharField(max_length=12, required=False, label=f"Language {row}")
             self.fields[f"proficiency_{row}"] = forms.ChoiceField(
                 choices=[("", "—"), *Proficiency.choices], required=False, label=f"Proficiency {row}"
             )
+
+    def profile_fields(self) -> list[forms.BoundField]:
+        return [self[name] for name in self.fields if not name.startswith(("language_", "proficiency_"))]
+
+    def language_rows(self) -> list[tuple[forms.BoundField, forms.BoundField]]:
+        return [(self[f"language_{row}"], self[f"proficiency_{row}"]) for row in range(1, LANGUAGE_ROWS + 1)]
 
     @classmethod
     def initial_for(cls, profile: RaterProfile) -> dict[str, object]:

@@ -16,7 +16,7 @@ class ApplicationFilters:
 
 
 def rater_applications(filters: ApplicationFilters) -> QuerySet[RaterProfile]:
-    """Raters for the staff review queue, oldest submission first."""
+    """Raters for the staff review queue (the page orders them by id)."""
     profiles = RaterProfile.objects.select_related("user").prefetch_related("languages", "domains")
     if filters.status:
         profiles = profiles.filter(status=filters.status)
@@ -26,4 +26,4 @@ def rater_applications(filters: ApplicationFilters) -> QuerySet[RaterProfile]:
         profiles = profiles.filter(languages__language=filters.language)
     if filters.country:
         profiles = profiles.filter(country=filters.country.upper())
-    return profiles.distinct().order_by("submitted_at", "id")
+    return profiles.distinct()

@@ -81,7 +81,8 @@ def staff_applications(request: HttpRequest) -> HttpResponse:
         language=request.GET.get("language", "").strip(),
         country=request.GET.get("country", "").strip(),
     )
-    page = keyset_page(rater_applications(filters), request.GET)
+    # Oldest application first: applicants are reviewed in the order they applied.
+    page = keyset_page(rater_applications(filters), request.GET, newest_first=False)
     context = {
         "page": page,
         "filters": filters,

@@ -84,13 +84,13 @@ def test_staff_browse_the_audit_log_page_with_filters_and_keyset_pages(client, s
     client.force_login(staff_user)
     first = client.get(reverse("staff:audit_log"))
     assert first.status_code == 200
-    assert first.context["page"].older_query is not None
-    assert first.context["page"].newer_query is None
+    assert first.context["page"].next_query is not None
+    assert first.context["page"].previous_query is None
     assert len(first.context["page"].items) == 50
-    older = client.get(reverse("staff:audit_log") + first.context["page"].older_query)
+    older = client.get(reverse("staff:audit_log") + first.context["page"].next_query)
     assert len(older.context["page"].items) == 10
-    assert older.context["page"].older_query is None
-    back = client.get(reverse("staff:audit_log") + older.context["page"].newer_query)
+    assert older.context["page"].next_query is None
+    back = client.get(reverse("staff:audit_log") + older.context["page"].previous_query)
     assert [e.pk for e in back.context["page"].items] == [e.pk for e in first.context["page"].items]
 
     filtered = client.get(reverse("staff:audit_log"), {"action": "demo.step1"})
