@@ -78,3 +78,62 @@ class RaterLanguage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.language} ({self.proficiency})"
+
+
+class QualificationTest(models.Model):
+    """A qualification for a domain and a language, e.g. "Medical accuracy — English".
+
+    Its gold items, timed attempts and automatic grading come with the
+    qualification-test slice; staff can already grant it by hand.
+    """
+
+    name = models.CharField(max_length=150, unique=True)
+    domain = models.ForeignKey(ExpertiseDomain, on_delete=models.PROTECT, related_name="qualification_tests")
+    language = models.CharField(max_length=12, help_text="BCP 47 code, e.g. en.")
+    pass_score = models.FloatField(default=0.8, help_text="Share of gold items right needed to pass (0–1).")
+    validity_days = models.PositiveIntegerField(default=365, help_text="How long a pass stays valid.")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Qualification(models.Model):
+    """A rater's proof of a qualification, with its score and expiry.
+
+    At most one is in force per rater and test; a new grant supersedes the
+    old one, which is kept (revoked) for the record.
+    """
+
+    class Source(models.TextChoices):
+        TEST = "test", "Passed the test"
+        MANUAL = "manual", "Granted by staff"
+
+    profile = models.ForeignKey(RaterProfile, on_delete=models.CASCADE, related_name="qualifications")
+    test = models.ForeignKey(QualificationTest, on_delete=models.PROTECT, related_name="qualifications")
+    score = models.FloatField(help_text="0–1")
+    source = models.CharField(max_length=8, choices=Source.choices)
+    reason = models.TextField(blank=True, help_text="Why staff granted it by hand.")
+    granted_at = models.DateTimeField()
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-granted_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["profile", "test"], condition=models.Q(revoked_at__isnull=True), name="qualification_in_force"
+            ),
+            models.CheckConstraint(condition=models.Q(score__gte=0, score__lte=1), name="qualification_score_0_1"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.test} for {self.profile.user} ({self.score:.0%})"

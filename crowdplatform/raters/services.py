@@ -6,6 +6,7 @@ import re
 import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -14,7 +15,15 @@ from crowdplatform.accounts.models import User
 from crowdplatform.accounts.principals import Actor
 from crowdplatform.core.audit import audit_record
 from crowdplatform.core.errors import ApplicationError, ConflictError
-from crowdplatform.raters.models import ApplicationStatus, ExpertiseDomain, Proficiency, RaterLanguage, RaterProfile
+from crowdplatform.raters.models import (
+    ApplicationStatus,
+    ExpertiseDomain,
+    Proficiency,
+    Qualification,
+    QualificationTest,
+    RaterLanguage,
+    RaterProfile,
+)
 
 COUNTRY_CODE = re.compile(r"^[A-Z]{2}$")
 LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
@@ -197,3 +206,63 @@ def rater_status_decide_many(
         except ApplicationError as error:
             refused.append((profile, error.message))
     return BulkOutcome(decided=decided, refused=refused)
+
+
+# --- Qualifications -----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def qualification_grant(
+    *,
+    profile: RaterProfile,
+    test: QualificationTest,
+    score: float,
+    actor: User | None,
+    source: str = Qualification.Source.MANUAL,
+    reason: str = "",
+) -> Qualification:
+    """Grant a qualification (by hand, with a reason, or from a passed test).
+
+    Any qualification for the same test still in force is superseded.
+    """
+    reason = reason.strip()
+    if not 0 <= score <= 1:
+        raise ApplicationError("A score is a share between 0 and 1.", code="invalid_score")
+    if source == Qualification.Source.MANUAL and not reason:
+        raise ApplicationError("Say why you grant it by hand.", code="reason_required")
+    profile = RaterProfile.objects.select_for_update().get(pk=profile.pk)
+    now = timezone.now()
+    superseded = Qualification.objects.filter(profile=profile, test=test, revoked_at__isnull=True)
+    superseded.update(revoked_at=now, revoked_reason="Superseded by a newer grant.")
+    qualification = Qualification.objects.create(
+        profile=profile,
+        test=test,
+        score=score,
+        source=source,
+        reason=reason,
+        granted_at=now,
+        granted_by=actor,
+        expires_at=now + timedelta(days=test.validity_days),
+    )
+    audit_record(
+        actor=actor,
+        action="qualification.grant",
+        target=qualification,
+        data={"test": test.name, "score": score, "source": source, "reason": reason},
+    )
+    return qualification
+
+
+@transaction.atomic
+def qualification_revoke(*, qualification: Qualification, reason: str, actor: User) -> Qualification:
+    reason = reason.strip()
+    if not reason:
+        raise ApplicationError("Say why: the rater sees the reason.", code="reason_required")
+    qualification = Qualification.objects.select_for_update().get(pk=qualification.pk)
+    if qualification.revoked_at is not None:
+        raise ConflictError("This qualification is no longer in force.", code="already_revoked")
+    qualification.revoked_at = timezone.now()
+    qualification.revoked_reason = reason
+    qualification.save(update_fields=["revoked_at", "revoked_reason"])
+    audit_record(actor=actor, action="qualification.revoke", target=qualification, data={"reason": reason})
+    return qualification

@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from crowdplatform.accounts.access import RATER_AREA, STAFF_AREA, area_required
@@ -22,7 +23,12 @@ def _own_profile(request: HttpRequest) -> RaterProfile:
 @area_required(RATER_AREA)
 def rater_home(request: HttpRequest) -> HttpResponse:
     profile = _own_profile(request)
-    context = {"profile": profile, "missing": services.application_missing(profile)}
+    context = {
+        "profile": profile,
+        "missing": services.application_missing(profile),
+        "qualifications": profile.qualifications.select_related("test", "test__domain"),
+        "now": timezone.now(),
+    }
     return render(request, "raters/home.html", context)
 
 

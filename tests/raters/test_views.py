@@ -111,3 +111,21 @@ def test_decision_redirect_stays_on_the_queue(client, staff_user):
     client.force_login(staff_user)
     response = client.post(reverse("staff:rater_applications_decide"), {"next": "https://evil.example/"})
     assert response["Location"] == reverse("staff:rater_applications")
+
+
+def test_the_rater_sees_qualifications_with_expiry_and_revocation_reasons(client, rater, staff_user):
+    from crowdplatform.raters import services
+    from crowdplatform.raters.models import ExpertiseDomain, QualificationTest
+
+    profile = RaterProfile.objects.get(user=rater)
+    domain = ExpertiseDomain.objects.get(slug="law")
+    kept = QualificationTest.objects.create(name="Contract law — English", domain=domain, language="en")
+    lost = QualificationTest.objects.create(name="Tax law — English", domain=domain, language="en")
+    granted = services.qualification_grant(profile=profile, test=kept, score=0.9, reason="bar exam", actor=staff_user)
+    revoked = services.qualification_grant(profile=profile, test=lost, score=0.8, reason="x", actor=staff_user)
+    services.qualification_revoke(qualification=revoked, reason="Answers copied from a forum", actor=staff_user)
+    client.force_login(rater)
+    page = client.get(reverse("rater:home")).text
+    assert "Contract law — English" in page
+    assert f"valid until {granted.expires_at:%Y-%m-%d}" in page
+    assert "Answers copied from a forum" in page
