@@ -61,6 +61,7 @@ rater_urls = (
         path("", raters_views.rater_home, name="home"),
         path("application/", raters_views.application_edit, name="application"),
         path("application/submit/", raters_views.application_submit, name="application_submit"),
+        path("application/document/", raters_views.credential_document_upload, name="credential_document"),
     ],
     "rater",
 )
@@ -71,6 +72,11 @@ staff_urls = (
         path("audit/", core_views.staff_audit_log, name="audit_log"),
         path("raters/", raters_views.staff_applications, name="rater_applications"),
         path("raters/decide/", raters_views.staff_applications_decide, name="rater_applications_decide"),
+        path(
+            "raters/<int:profile_id>/document/",
+            raters_views.staff_credential_document,
+            name="rater_credential_document",
+        ),
     ],
     "staff",
 )

@@ -1,7 +1,12 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.files.storage import Storage, storages
 from django.db import models
+
+
+def private_storage() -> Storage:
+    return storages["private"]
 
 
 class ExpertiseDomain(models.Model):
@@ -41,6 +46,12 @@ class RaterProfile(models.Model):
     years_of_experience = models.PositiveSmallIntegerField(null=True, blank=True)
     credentials = models.TextField(blank=True, help_text="Degrees, licences, positions. Visible only to staff.")
     domains = models.ManyToManyField(ExpertiseDomain, blank=True, related_name="raters")
+    credential_document = models.FileField(
+        storage=private_storage,
+        upload_to="credentials/",
+        blank=True,
+        help_text="A PDF or image (PNG, JPEG) backing the credentials. Only staff can open it.",
+    )
     consented_terms_at = models.DateTimeField(null=True, blank=True)
     consented_pay_policy_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+import uuid
 import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
@@ -266,3 +269,46 @@ def qualification_revoke(*, qualification: Qualification, reason: str, actor: Us
     qualification.save(update_fields=["revoked_at", "revoked_reason"])
     audit_record(actor=actor, action="qualification.revoke", target=qualification, data={"reason": reason})
     return qualification
+
+
+# --- Credential documents -----------------------------------------------------------------------
+
+# Recognised by their first bytes, never by the name or the browser's claimed type.
+CREDENTIAL_SIGNATURES: dict[bytes, str] = {b"%PDF-": "pdf", b"\x89PNG\r\n\x1a\n": "png", b"\xff\xd8\xff": "jpg"}
+
+
+def _credential_kind(upload: UploadedFile) -> str | None:
+    upload.seek(0)
+    head = upload.read(8)
+    upload.seek(0)
+    return next((kind for signature, kind in CREDENTIAL_SIGNATURES.items() if head.startswith(signature)), None)
+
+
+@transaction.atomic
+def rater_credential_document_set(*, profile: RaterProfile, upload: UploadedFile, actor: Actor) -> RaterProfile:
+    """Store a credential document privately, replacing any earlier one."""
+    limit = settings.CREDENTIAL_DOCUMENT_MAX_BYTES
+    if upload.size is None or upload.size > limit:
+        raise ApplicationError(
+            f"The file is too large: the limit is {limit // (1024 * 1024)} MB.", code="file_too_large"
+        )
+    kind = _credential_kind(upload)
+    if kind is None:
+        raise ApplicationError("Upload a PDF, PNG or JPEG file.", code="file_type")
+    profile = RaterProfile.objects.select_for_update().get(pk=profile.pk)
+    if profile.status not in EDITABLE_STATUSES:
+        raise ConflictError("Your application is under review or decided; it cannot be edited now.", code="locked")
+    previous = profile.credential_document.name
+    # A random name: the rater's own file name may carry personal data and is not needed.
+    profile.credential_document.save(f"{uuid.uuid4().hex}.{kind}", upload, save=False)
+    profile.save(update_fields=["credential_document"])
+    if previous:
+        storage = profile.credential_document.storage
+        transaction.on_commit(lambda: storage.delete(previous))
+    audit_record(
+        actor=actor,
+        action="rater_profile.credential_document",
+        target=profile,
+        data={"type": kind, "bytes": upload.size},
+    )
+    return profile

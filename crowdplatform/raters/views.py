@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -57,6 +57,31 @@ def application_edit(request: HttpRequest) -> HttpResponse:
         "submit_form": SubmitApplicationForm(),
     }
     return render(request, "raters/application.html", context)
+
+
+@require_POST
+@area_required(RATER_AREA)
+def credential_document_upload(request: HttpRequest) -> HttpResponse:
+    upload = request.FILES.get("document")
+    if upload is None:
+        messages.error(request, "Choose a file to upload.")
+        return redirect("rater:application")
+    try:
+        services.rater_credential_document_set(profile=_own_profile(request), upload=upload, actor=request.user)  # type: ignore[arg-type]
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, "Document uploaded. Only staff can open it.")
+    return redirect("rater:application")
+
+
+@area_required(STAFF_AREA)
+def staff_credential_document(request: HttpRequest, profile_id: int) -> FileResponse:
+    profile = get_object_or_404(RaterProfile, pk=profile_id)
+    if not profile.credential_document:
+        raise Http404("This rater uploaded no document.")
+    # Always a download, never rendered inline: the file came from outside.
+    return FileResponse(profile.credential_document.open("rb"), as_attachment=True)
 
 
 @require_POST
