@@ -71,6 +71,7 @@ staff_urls = (
         path("", core_views.staff_dashboard, name="dashboard"),
         path("audit/", core_views.staff_audit_log, name="audit_log"),
         path("raters/", raters_views.staff_applications, name="rater_applications"),
+        path("qualification-tests/", raters_views.staff_qualification_tests, name="qualification_tests"),
         path("raters/decide/", raters_views.staff_applications_decide, name="rater_applications_decide"),
         path(
             "raters/<int:profile_id>/document/",

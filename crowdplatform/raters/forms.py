@@ -88,3 +88,15 @@ class DecisionForm(forms.Form):
         required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="Required to reject or suspend."
     )
     profiles = forms.ModelMultipleChoiceField(queryset=RaterProfile.objects.all())
+
+
+class QualificationTestImportForm(forms.Form):
+    name = forms.CharField(max_length=150, help_text="e.g. Medical accuracy — English")
+    domain = forms.ModelChoiceField(queryset=ExpertiseDomain.objects.filter(is_active=True), to_field_name="slug")
+    language = forms.CharField(max_length=12, help_text="BCP 47 code, e.g. en")
+    pass_score = forms.FloatField(min_value=0.01, max_value=1, initial=0.8, help_text="Share of items right to pass")
+    items = forms.FileField(
+        label="Items (JSONL)",
+        help_text='One item per line: {"item_id", "prompt", "response_a", "response_b", "answer", "explanation"}; '
+        "answer is A, B, tie or both_bad.",
+    )

@@ -103,6 +103,9 @@ class QualificationTest(models.Model):
     language = models.CharField(max_length=12, help_text="BCP 47 code, e.g. en.")
     pass_score = models.FloatField(default=0.8, help_text="Share of gold items right needed to pass (0–1).")
     validity_days = models.PositiveIntegerField(default=365, help_text="How long a pass stays valid.")
+    time_limit_seconds = models.PositiveIntegerField(default=1200, help_text="Time allowed for one attempt.")
+    retake_cooldown_hours = models.PositiveIntegerField(default=24, help_text="Wait between two attempts.")
+    max_attempts = models.PositiveSmallIntegerField(default=3)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -111,6 +114,36 @@ class QualificationTest(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class GoldAnswer(models.TextChoices):
+    A = "A", "A is better"
+    B = "B", "B is better"
+    TIE = "tie", "Tie"
+    BOTH_BAD = "both_bad", "Both are bad"
+
+
+class QualificationItem(models.Model):
+    """One paired comparison of a test, with its known answer and why."""
+
+    test = models.ForeignKey(QualificationTest, on_delete=models.CASCADE, related_name="items")
+    position = models.PositiveIntegerField()
+    item_id = models.CharField(max_length=100, help_text="The importer's own id for the item.")
+    prompt = models.TextField()
+    response_a = models.TextField()
+    response_b = models.TextField()
+    answer = models.CharField(max_length=10, choices=GoldAnswer.choices)
+    explanation = models.TextField()
+
+    class Meta:
+        ordering = ["test_id", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["test", "item_id"], name="qualification_item_unique"),
+            models.UniqueConstraint(fields=["test", "position"], name="qualification_item_position_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.test} #{self.position}"
 
 
 class Qualification(models.Model):

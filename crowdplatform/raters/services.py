@@ -23,10 +23,12 @@ from crowdplatform.raters.models import (
     ExpertiseDomain,
     Proficiency,
     Qualification,
+    QualificationItem,
     QualificationTest,
     RaterLanguage,
     RaterProfile,
 )
+from crowdplatform.raters.qualification_import import ImportErrors, parse_items
 
 COUNTRY_CODE = re.compile(r"^[A-Z]{2}$")
 LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
@@ -312,3 +314,34 @@ def rater_credential_document_set(*, profile: RaterProfile, upload: UploadedFile
         data={"type": kind, "bytes": upload.size},
     )
     return profile
+
+
+# --- Qualification tests ------------------------------------------------------------------------
+
+
+@transaction.atomic
+def qualification_test_import(
+    *, name: str, domain: ExpertiseDomain, language: str, pass_score: float, lines: Iterable[bytes], actor: User
+) -> QualificationTest:
+    """Create a test with its items from JSONL; any bad line and nothing is created."""
+    name = name.strip()
+    if not name:
+        raise ApplicationError("A test needs a name.", fields={"name": ["This field is required."]})
+    if not LANGUAGE_CODE.match(language):
+        raise ApplicationError("Use a language code such as en.", fields={"language": ["Use a code such as en."]})
+    if not 0 < pass_score <= 1:
+        raise ApplicationError("The pass score is a share above 0 and at most 1.", code="invalid_score")
+    if QualificationTest.objects.filter(name=name).exists():
+        raise ConflictError(f"A test named {name!r} exists.", code="name_taken")
+    try:
+        rows = parse_items(lines)
+    except ImportErrors as error:
+        raise ApplicationError(
+            f"Nothing imported: {len(error.errors)} problem(s).", code="invalid_jsonl", fields={"lines": error.errors}
+        ) from None
+    test = QualificationTest.objects.create(name=name, domain=domain, language=language, pass_score=pass_score)
+    QualificationItem.objects.bulk_create(
+        QualificationItem(test=test, position=position, **row.__dict__) for position, row in enumerate(rows, start=1)
+    )
+    audit_record(actor=actor, action="qualification_test.import", target=test, data={"items": len(rows)})
+    return test

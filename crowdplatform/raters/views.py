@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.db.models import Count
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -11,8 +12,13 @@ from crowdplatform.accounts.access import RATER_AREA, STAFF_AREA, area_required
 from crowdplatform.core.errors import ApplicationError
 from crowdplatform.core.keyset import keyset_page
 from crowdplatform.raters import services
-from crowdplatform.raters.forms import DecisionForm, RaterProfileForm, SubmitApplicationForm
-from crowdplatform.raters.models import ApplicationStatus, ExpertiseDomain, RaterProfile
+from crowdplatform.raters.forms import (
+    DecisionForm,
+    QualificationTestImportForm,
+    RaterProfileForm,
+    SubmitApplicationForm,
+)
+from crowdplatform.raters.models import ApplicationStatus, ExpertiseDomain, QualificationTest, RaterProfile
 from crowdplatform.raters.selectors import ApplicationFilters, rater_applications
 
 
@@ -144,3 +150,27 @@ def staff_applications_decide(request: HttpRequest) -> HttpResponse:
     queue_url = reverse("staff:rater_applications")
     back = request.POST.get("next", "")
     return redirect(back if back.startswith(queue_url) else queue_url)
+
+
+@area_required(STAFF_AREA)
+def staff_qualification_tests(request: HttpRequest) -> HttpResponse:
+    form = QualificationTestImportForm(request.POST or None, request.FILES or None)
+    errors: list[str] = []
+    if request.method == "POST" and form.is_valid():
+        try:
+            test = services.qualification_test_import(
+                name=form.cleaned_data["name"],
+                domain=form.cleaned_data["domain"],
+                language=form.cleaned_data["language"].strip(),
+                pass_score=form.cleaned_data["pass_score"],
+                lines=form.cleaned_data["items"],
+                actor=request.user,  # type: ignore[arg-type]
+            )
+        except ApplicationError as error:
+            form.add_error(None, error.message)
+            errors = error.fields.get("lines", [])
+        else:
+            messages.success(request, f"Imported {test.items.count()} items into “{test.name}”.")
+            return redirect("staff:qualification_tests")
+    tests = QualificationTest.objects.select_related("domain").annotate(item_count=Count("items"))
+    return render(request, "raters/staff_qualification_tests.html", {"form": form, "tests": tests, "errors": errors})
