@@ -62,6 +62,10 @@ rater_urls = (
         path("application/", raters_views.application_edit, name="application"),
         path("application/submit/", raters_views.application_submit, name="application_submit"),
         path("application/document/", raters_views.credential_document_upload, name="credential_document"),
+        path("tests/<int:test_id>/start/", raters_views.attempt_start, name="attempt_start"),
+        path("attempts/<int:attempt_id>/", raters_views.attempt_detail, name="attempt"),
+        path("attempts/<int:attempt_id>/answer/", raters_views.attempt_answer, name="attempt_answer"),
+        path("attempts/<int:attempt_id>/submit/", raters_views.attempt_submit, name="attempt_submit"),
     ],
     "rater",
 )

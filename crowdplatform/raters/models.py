@@ -181,3 +181,43 @@ class Qualification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.test} for {self.profile.user} ({self.score:.0%})"
+
+
+class QualificationAttempt(models.Model):
+    """One timed try at a test. Answers count only if they arrived before the deadline."""
+
+    profile = models.ForeignKey(RaterProfile, on_delete=models.CASCADE, related_name="attempts")
+    test = models.ForeignKey(QualificationTest, on_delete=models.PROTECT, related_name="attempts")
+    number = models.PositiveSmallIntegerField(help_text="1 for the rater's first attempt at this test, and so on.")
+    started_at = models.DateTimeField()
+    deadline_at = models.DateTimeField()
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    correct = models.PositiveIntegerField(null=True, blank=True)
+    total = models.PositiveIntegerField(null=True, blank=True)
+    score = models.FloatField(null=True, blank=True)
+    passed = models.BooleanField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["profile", "test", "number"], name="attempt_number_unique"),
+            models.UniqueConstraint(
+                fields=["profile", "test"], condition=models.Q(submitted_at__isnull=True), name="attempt_one_open"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.test} attempt {self.number} by {self.profile.user}"
+
+
+class AttemptAnswer(models.Model):
+    attempt = models.ForeignKey(QualificationAttempt, on_delete=models.CASCADE, related_name="answers")
+    item = models.ForeignKey(QualificationItem, on_delete=models.CASCADE, related_name="+")
+    choice = models.CharField(max_length=10, choices=GoldAnswer.choices)
+    answered_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["attempt", "item"], name="attempt_answer_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.attempt}: {self.choice} on item {self.item_id}"

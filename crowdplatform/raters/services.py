@@ -7,7 +7,7 @@ import uuid
 import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
@@ -20,9 +20,12 @@ from crowdplatform.core.audit import audit_record
 from crowdplatform.core.errors import ApplicationError, ConflictError
 from crowdplatform.raters.models import (
     ApplicationStatus,
+    AttemptAnswer,
     ExpertiseDomain,
+    GoldAnswer,
     Proficiency,
     Qualification,
+    QualificationAttempt,
     QualificationItem,
     QualificationTest,
     RaterLanguage,
@@ -345,3 +348,120 @@ def qualification_test_import(
     )
     audit_record(actor=actor, action="qualification_test.import", target=test, data={"items": len(rows)})
     return test
+
+
+# --- Qualification attempts ---------------------------------------------------------------------
+
+
+def _attempt_grade(attempt: QualificationAttempt, *, now: datetime) -> QualificationAttempt:
+    """Close an open attempt (row locked by the caller): score what arrived by the deadline."""
+    items = attempt.test.items.all()
+    in_time = attempt.answers.filter(answered_at__lte=attempt.deadline_at)
+    correct = sum(1 for answer in in_time.select_related("item") if answer.choice == answer.item.answer)
+    total = items.count()
+    attempt.submitted_at = now
+    attempt.correct, attempt.total = correct, total
+    attempt.score = correct / total if total else 0.0
+    attempt.passed = attempt.score >= attempt.test.pass_score
+    attempt.save(update_fields=["submitted_at", "correct", "total", "score", "passed"])
+    audit_record(
+        actor=attempt.profile.user,
+        action="qualification_attempt.grade",
+        target=attempt,
+        data={"correct": correct, "total": total, "passed": attempt.passed},
+    )
+    if attempt.passed:
+        qualification_grant(
+            profile=attempt.profile,
+            test=attempt.test,
+            score=attempt.score,
+            source=Qualification.Source.TEST,
+            actor=attempt.profile.user,
+        )
+    return attempt
+
+
+@transaction.atomic
+def qualification_attempts_close_expired(*, profile: RaterProfile, test: QualificationTest) -> None:
+    """Grade a running attempt whose time ran out, on the answers that arrived in time."""
+    expired = (
+        QualificationAttempt.objects.select_for_update()
+        .select_related("test", "profile__user")
+        .filter(profile=profile, test=test, submitted_at__isnull=True, deadline_at__lte=timezone.now())
+        .first()
+    )
+    if expired is not None:
+        _attempt_grade(expired, now=timezone.now())
+
+
+def qualification_attempt_start(
+    *, profile: RaterProfile, test: QualificationTest, actor: Actor
+) -> QualificationAttempt:
+    """Start an attempt, or return the one already running.
+
+    An attempt whose time ran out is graded first, in its own transaction, so
+    that its result stands even when a new attempt is refused.
+    """
+    qualification_attempts_close_expired(profile=profile, test=test)
+    return _attempt_open(profile=profile, test=test, actor=actor)
+
+
+@transaction.atomic
+def _attempt_open(*, profile: RaterProfile, test: QualificationTest, actor: Actor) -> QualificationAttempt:
+    profile = RaterProfile.objects.select_for_update().get(pk=profile.pk)
+    if profile.status != ApplicationStatus.APPROVED:
+        raise ConflictError("Qualification tests open once your application is approved.", code="not_approved")
+    if not test.is_active or not test.items.exists():
+        raise ConflictError("This test is not open.", code="test_closed")
+    now = timezone.now()
+    attempts = QualificationAttempt.objects.filter(profile=profile, test=test)
+    running = attempts.filter(submitted_at__isnull=True).first()
+    if running is not None:
+        return running
+    if attempts.count() >= test.max_attempts:
+        raise ConflictError(f"You have used all {test.max_attempts} attempts at this test.", code="no_attempts_left")
+    last = attempts.order_by("-submitted_at").first()
+    if last is not None and last.submitted_at + timedelta(hours=test.retake_cooldown_hours) > now:
+        retry_at = last.submitted_at + timedelta(hours=test.retake_cooldown_hours)
+        raise ConflictError(f"You can retake this test from {retry_at:%Y-%m-%d %H:%M} UTC.", code="cooldown")
+    attempt = QualificationAttempt.objects.create(
+        profile=profile,
+        test=test,
+        number=attempts.count() + 1,
+        started_at=now,
+        deadline_at=now + timedelta(seconds=test.time_limit_seconds),
+    )
+    audit_record(actor=actor, action="qualification_attempt.start", target=attempt, data={"number": attempt.number})
+    return attempt
+
+
+@transaction.atomic
+def qualification_attempt_answer(
+    *, attempt: QualificationAttempt, answers: dict[int, str], actor: Actor
+) -> QualificationAttempt:
+    """Record answers (item id → choice) at their arrival time. Late answers are refused, not stored."""
+    attempt = QualificationAttempt.objects.select_for_update().get(pk=attempt.pk)
+    now = timezone.now()
+    if attempt.submitted_at is not None:
+        raise ConflictError("This attempt is already graded.", code="attempt_closed")
+    if now > attempt.deadline_at:
+        raise ConflictError("Time ran out: answers sent after the deadline do not count.", code="time_up")
+    valid_items = set(attempt.test.items.values_list("id", flat=True))
+    if not set(answers) <= valid_items or any(choice not in GoldAnswer.values for choice in answers.values()):
+        raise ApplicationError("Answer the test's own items with A, B, tie or both_bad.", code="invalid_answer")
+    for item_id, choice in answers.items():
+        AttemptAnswer.objects.update_or_create(
+            attempt=attempt, item_id=item_id, defaults={"choice": choice, "answered_at": now}
+        )
+    return attempt
+
+
+@transaction.atomic
+def qualification_attempt_submit(*, attempt: QualificationAttempt, actor: Actor) -> QualificationAttempt:
+    """Grade the attempt. Submitting again (or twice at once) returns the same result."""
+    attempt = (
+        QualificationAttempt.objects.select_for_update().select_related("test", "profile__user").get(pk=attempt.pk)
+    )
+    if attempt.submitted_at is not None:
+        return attempt
+    return _attempt_grade(attempt, now=timezone.now())

@@ -18,7 +18,14 @@ from crowdplatform.raters.forms import (
     RaterProfileForm,
     SubmitApplicationForm,
 )
-from crowdplatform.raters.models import ApplicationStatus, ExpertiseDomain, QualificationTest, RaterProfile
+from crowdplatform.raters.models import (
+    ApplicationStatus,
+    ExpertiseDomain,
+    GoldAnswer,
+    QualificationAttempt,
+    QualificationTest,
+    RaterProfile,
+)
 from crowdplatform.raters.selectors import ApplicationFilters, rater_applications
 
 
@@ -33,6 +40,8 @@ def rater_home(request: HttpRequest) -> HttpResponse:
         "profile": profile,
         "missing": services.application_missing(profile),
         "qualifications": profile.qualifications.select_related("test", "test__domain"),
+        "open_tests": QualificationTest.objects.filter(is_active=True, items__isnull=False).distinct(),
+        "attempts": profile.attempts.select_related("test")[:20],
         "now": timezone.now(),
     }
     return render(request, "raters/home.html", context)
@@ -174,3 +183,67 @@ def staff_qualification_tests(request: HttpRequest) -> HttpResponse:
             return redirect("staff:qualification_tests")
     tests = QualificationTest.objects.select_related("domain").annotate(item_count=Count("items"))
     return render(request, "raters/staff_qualification_tests.html", {"form": form, "tests": tests, "errors": errors})
+
+
+# --- Taking a qualification test ------------------------------------------------------------------
+
+
+def _own_attempt(request: HttpRequest, attempt_id: int) -> QualificationAttempt:
+    """The rater's own attempt; anyone else's is missing (404)."""
+    return get_object_or_404(
+        QualificationAttempt.objects.select_related("test"), pk=attempt_id, profile__user=request.user
+    )
+
+
+@require_POST
+@area_required(RATER_AREA)
+def attempt_start(request: HttpRequest, test_id: int) -> HttpResponse:
+    test = get_object_or_404(QualificationTest, pk=test_id)
+    try:
+        attempt = services.qualification_attempt_start(profile=_own_profile(request), test=test, actor=request.user)  # type: ignore[arg-type]
+    except ApplicationError as error:
+        messages.error(request, error.message)
+        return redirect("rater:home")
+    return redirect("rater:attempt", attempt_id=attempt.pk)
+
+
+@area_required(RATER_AREA)
+def attempt_detail(request: HttpRequest, attempt_id: int) -> HttpResponse:
+    attempt = _own_attempt(request, attempt_id)
+    answers = {answer.item_id: answer for answer in attempt.answers.all()}
+    items = [(item, answers.get(item.pk)) for item in attempt.test.items.all()]
+    context = {"attempt": attempt, "items": items, "choices": GoldAnswer.choices, "now": timezone.now()}
+    return render(request, "raters/attempt.html", context)
+
+
+def _posted_answers(request: HttpRequest, attempt: QualificationAttempt) -> dict[int, str]:
+    item_ids = set(attempt.test.items.values_list("id", flat=True))
+    return {item_id: request.POST[f"item-{item_id}"] for item_id in item_ids if request.POST.get(f"item-{item_id}")}
+
+
+@require_POST
+@area_required(RATER_AREA)
+def attempt_answer(request: HttpRequest, attempt_id: int) -> HttpResponse:
+    """Save answers as they are chosen (htmx), so they count even if the final submit comes late."""
+    attempt = _own_attempt(request, attempt_id)
+    try:
+        services.qualification_attempt_answer(
+            attempt=attempt, answers=_posted_answers(request, attempt), actor=request.user
+        )  # type: ignore[arg-type]
+    except ApplicationError as error:
+        return HttpResponse(error.message, status=error.status)
+    return HttpResponse("Saved")
+
+
+@require_POST
+@area_required(RATER_AREA)
+def attempt_submit(request: HttpRequest, attempt_id: int) -> HttpResponse:
+    attempt = _own_attempt(request, attempt_id)
+    answers = _posted_answers(request, attempt)
+    if answers and attempt.submitted_at is None:
+        try:
+            services.qualification_attempt_answer(attempt=attempt, answers=answers, actor=request.user)  # type: ignore[arg-type]
+        except ApplicationError as error:
+            messages.warning(request, f"{error.message} Graded on the answers that arrived in time.")
+    attempt = services.qualification_attempt_submit(attempt=attempt, actor=request.user)  # type: ignore[arg-type]
+    return redirect("rater:attempt", attempt_id=attempt.pk)
