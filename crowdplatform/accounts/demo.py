@@ -14,17 +14,11 @@ from django.db import transaction
 
 from crowdplatform.accounts import services
 from crowdplatform.accounts.models import AccountType, Organization, Role, User
-from crowdplatform.raters.demo import demo_rater_application_ensure
+from crowdplatform.raters.demo import RATER_STAGES, demo_raters_ensure
 
 ADMIN_EMAIL = "admin@example.com"
 CLIENT_EMAIL = "client@example.com"
-RATER_EMAILS = ["rater1@example.com", "rater2@example.com", "rater3@example.com"]
-# What each demo rater's application shows: approved, awaiting review, not yet submitted.
-RATER_STAGES = {
-    "rater1@example.com": "approved",
-    "rater2@example.com": "applied",
-    "rater3@example.com": "draft",
-}
+RATER_EMAILS = list(RATER_STAGES)
 ORGANIZATION_NAME = "Demo Lab"
 API_KEY_NAME = "Demo key"
 
@@ -86,9 +80,7 @@ def demo_accounts_ensure(stored: dict[str, Any]) -> dict[str, Any]:
     organization = _ensure_organization(owner)
     raw_key = _ensure_api_key(organization, owner, stored_client.get("api_key"))
     raters = [_ensure_user(email, stored_raters.get(email), account_type=AccountType.RATER) for email in RATER_EMAILS]
-    reviewer = User.objects.get(email=ADMIN_EMAIL)
-    for email, stage in RATER_STAGES.items():
-        demo_rater_application_ensure(User.objects.get(email=email), stage=stage, reviewer=reviewer)
+    demo_raters_ensure(reviewer=User.objects.get(email=ADMIN_EMAIL))
     return {
         "admin": admin,
         "client": {**client, "organization": organization.name, "organization_id": organization.pk, "api_key": raw_key},

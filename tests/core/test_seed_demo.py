@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from crowdplatform.accounts.models import ApiKey, Membership, Organization, User
 from crowdplatform.core.models import AuditEvent
-from crowdplatform.raters.models import RaterProfile
+from crowdplatform.raters.models import Qualification, QualificationAttempt, QualificationTest, RaterProfile
 
 pytestmark = pytest.mark.django_db
 
@@ -40,24 +40,33 @@ def test_seed_demo_creates_the_demo_and_writes_credentials(tmp_path):
     assert set(data) == {"admin", "client", "raters"}
     assert set(data["admin"]) == {"email", "password"}
     assert {"email", "password", "organization", "api_key"} <= set(data["client"])
-    assert [set(rater) for rater in data["raters"]] == [{"email", "password"}] * 3
+    assert [set(rater) for rater in data["raters"]] == [{"email", "password"}] * 6
     assert data["client"]["organization"] == "Demo Lab"
     assert oct(target.stat().st_mode & 0o777) == "0o600"
     assert data["client"]["api_key"] in output
     assert counts() == {
-        "users": 5,
+        "users": 8,
         "organizations": 1,
         "memberships": 1,
         "api_keys": 1,
-        "rater_profiles": 3,
-        "audit_events": 15,
+        "rater_profiles": 6,
+        "audit_events": 37,
     }
-    # rater1 approved, rater2 awaiting review, rater3 not submitted (see accounts/demo.py RATER_STAGES)
-    assert list(RaterProfile.objects.order_by("user__email").values_list("status", flat=True)) == [
-        "approved",
-        "applied",
-        "draft",
-    ]
+    # Every application status, and a 10-item test that one demo rater passed and another failed.
+    statuses = dict(RaterProfile.objects.values_list("user__email", "status"))
+    assert statuses == {
+        "rater1@example.com": "approved",
+        "rater2@example.com": "applied",
+        "rater3@example.com": "draft",
+        "rater4@example.com": "rejected",
+        "rater5@example.com": "suspended",
+        "rater6@example.com": "approved",
+    }
+    test = QualificationTest.objects.get()
+    assert test.items.count() == 10
+    attempts = QualificationAttempt.objects.values_list("profile__user__email", "correct", "passed")
+    assert sorted(attempts) == [("rater1@example.com", 9, True), ("rater6@example.com", 5, False)]
+    assert list(Qualification.objects.values_list("profile__user__email", flat=True)) == ["rater1@example.com"]
     assert User.objects.get(email=data["admin"]["email"]).is_staff is True
 
 
