@@ -77,6 +77,17 @@ staff_urls = (
         path("raters/", raters_views.staff_applications, name="rater_applications"),
         path("qualification-tests/", raters_views.staff_qualification_tests, name="qualification_tests"),
         path("raters/decide/", raters_views.staff_applications_decide, name="rater_applications_decide"),
+        path("raters/<int:profile_id>/", raters_views.staff_rater_detail, name="rater_detail"),
+        path(
+            "raters/<int:profile_id>/qualifications/grant/",
+            raters_views.staff_qualification_grant,
+            name="qualification_grant",
+        ),
+        path(
+            "raters/<int:profile_id>/qualifications/<int:qualification_id>/revoke/",
+            raters_views.staff_qualification_revoke,
+            name="qualification_revoke",
+        ),
         path(
             "raters/<int:profile_id>/document/",
             raters_views.staff_credential_document,

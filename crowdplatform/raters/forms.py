@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django import forms
 
-from crowdplatform.raters.models import ExpertiseDomain, Proficiency, RaterProfile
+from crowdplatform.raters.models import ExpertiseDomain, Proficiency, QualificationTest, RaterProfile
 from crowdplatform.raters.services import TRANSITIONS, ProfileInput
 
 LANGUAGE_ROWS = 3
@@ -100,3 +100,13 @@ class QualificationTestImportForm(forms.Form):
         help_text='One item per line: {"item_id", "prompt", "response_a", "response_b", "answer", "explanation"}; '
         "answer is A, B, tie or both_bad.",
     )
+
+
+class QualificationGrantForm(forms.Form):
+    test = forms.ModelChoiceField(queryset=QualificationTest.objects.filter(is_active=True))
+    score = forms.FloatField(min_value=0, max_value=1, help_text="Share between 0 and 1, e.g. 0.9")
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), help_text="Why you grant it by hand.")
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), help_text="The rater sees this reason.")

@@ -11,17 +11,21 @@ from django.views.decorators.http import require_POST
 from crowdplatform.accounts.access import RATER_AREA, STAFF_AREA, area_required
 from crowdplatform.core.errors import ApplicationError
 from crowdplatform.core.keyset import keyset_page
+from crowdplatform.core.models import AuditEvent
 from crowdplatform.raters import services
 from crowdplatform.raters.forms import (
     DecisionForm,
+    QualificationGrantForm,
     QualificationTestImportForm,
     RaterProfileForm,
+    ReasonForm,
     SubmitApplicationForm,
 )
 from crowdplatform.raters.models import (
     ApplicationStatus,
     ExpertiseDomain,
     GoldAnswer,
+    Qualification,
     QualificationAttempt,
     QualificationTest,
     RaterProfile,
@@ -247,3 +251,58 @@ def attempt_submit(request: HttpRequest, attempt_id: int) -> HttpResponse:
             messages.warning(request, f"{error.message} Graded on the answers that arrived in time.")
     attempt = services.qualification_attempt_submit(attempt=attempt, actor=request.user)  # type: ignore[arg-type]
     return redirect("rater:attempt", attempt_id=attempt.pk)
+
+
+# --- Staff: one rater -----------------------------------------------------------------------------
+
+
+@area_required(STAFF_AREA)
+def staff_rater_detail(request: HttpRequest, profile_id: int) -> HttpResponse:
+    profile = get_object_or_404(
+        RaterProfile.objects.select_related("user").prefetch_related("languages", "domains"), pk=profile_id
+    )
+    context = {
+        "profile": profile,
+        "qualifications": profile.qualifications.select_related("test", "granted_by"),
+        "attempts": profile.attempts.select_related("test"),
+        "history": AuditEvent.objects.filter(target_type="raters.raterprofile", target_id=str(profile.pk)),
+        "grant_form": QualificationGrantForm(),
+        "reason_form": ReasonForm(),
+        "now": timezone.now(),
+    }
+    return render(request, "raters/staff_rater_detail.html", context)
+
+
+@require_POST
+@area_required(STAFF_AREA)
+def staff_qualification_grant(request: HttpRequest, profile_id: int) -> HttpResponse:
+    profile = get_object_or_404(RaterProfile, pk=profile_id)
+    form = QualificationGrantForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a test, a score between 0 and 1, and give a reason.")
+    else:
+        try:
+            services.qualification_grant(profile=profile, actor=request.user, **form.cleaned_data)  # type: ignore[arg-type]
+        except ApplicationError as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(request, f"Granted “{form.cleaned_data['test']}”.")
+    return redirect("staff:rater_detail", profile_id=profile.pk)
+
+
+@require_POST
+@area_required(STAFF_AREA)
+def staff_qualification_revoke(request: HttpRequest, profile_id: int, qualification_id: int) -> HttpResponse:
+    qualification = get_object_or_404(Qualification, pk=qualification_id, profile_id=profile_id)
+    form = ReasonForm(request.POST)
+    try:
+        services.qualification_revoke(
+            qualification=qualification,
+            reason=form.data.get("reason", ""),
+            actor=request.user,  # type: ignore[arg-type]
+        )
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"Revoked “{qualification.test}”.")
+    return redirect("staff:rater_detail", profile_id=profile_id)
