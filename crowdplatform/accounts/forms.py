@@ -35,13 +35,21 @@ class SignupForm(AllauthSignupForm):
         return cleaned
 
     def save(self, request: HttpRequest) -> User:
+        from crowdplatform.raters.invites import campaign_from_session
+        from crowdplatform.raters.services import rater_profile_join_campaign
+
         with transaction.atomic():
             user = super().save(request)
-            return user_signup_complete(
+            user_signup_complete(
                 user=user,
                 account_type=self.cleaned_data["account_type"],
                 organization_name=self.cleaned_data.get("organization_name", ""),
             )
+            campaign = campaign_from_session(request)
+            if campaign is not None and user.account_type == AccountType.RATER:
+                # Signed up through a campaign's invite link: tag the application with it.
+                rater_profile_join_campaign(profile=user.rater_profile, campaign=campaign, actor=user)
+            return user
 
 
 class OrganizationForm(forms.Form):

@@ -10,7 +10,13 @@ import json
 
 from crowdplatform.accounts.models import User
 from crowdplatform.raters import services
-from crowdplatform.raters.models import ApplicationStatus, ExpertiseDomain, QualificationTest, RaterProfile
+from crowdplatform.raters.models import (
+    ApplicationStatus,
+    ExpertiseDomain,
+    QualificationTest,
+    RaterProfile,
+    RecruitmentCampaign,
+)
 
 # Each demo rater's application stage and, for approved raters, how many of the 10 test items they get right.
 RATER_STAGES: dict[str, tuple[str, int | None]] = {
@@ -22,6 +28,14 @@ RATER_STAGES: dict[str, tuple[str, int | None]] = {
     "rater6@example.com": (ApplicationStatus.APPROVED, 5),  # failed
 }
 DEMO_TEST_NAME = "Software answers — English (demo)"
+DEMO_CAMPAIGN = services.CampaignInput(
+    name="Software raters — English (demo)",
+    description="Engineers who can tell a correct fix from a plausible one.",
+    raters_wanted=10,
+    languages=("en",),
+    domain_slugs=("software",),
+)
+CAMPAIGN_RATERS = {"rater1@example.com", "rater2@example.com", "rater6@example.com"}
 
 DEMO_PROFILE = services.ProfileInput(
     display_name="",
@@ -77,10 +91,17 @@ def _take_test(profile: RaterProfile, test: QualificationTest, right: int) -> No
     services.qualification_attempt_submit(attempt=attempt, actor=profile.user)
 
 
-def _bring_to_stage(user: User, stage: str, reviewer: User) -> RaterProfile:
+def _demo_campaign(reviewer: User) -> RecruitmentCampaign:
+    existing = RecruitmentCampaign.objects.filter(name=DEMO_CAMPAIGN.name).first()
+    return existing or services.campaign_create(data=DEMO_CAMPAIGN, actor=reviewer)
+
+
+def _bring_to_stage(user: User, stage: str, reviewer: User, campaign: RecruitmentCampaign) -> RaterProfile:
     profile = services.rater_profile_create(user=user, actor=None)
     if profile.status != ApplicationStatus.DRAFT or stage == ApplicationStatus.DRAFT:
         return profile
+    if user.email in CAMPAIGN_RATERS:
+        services.rater_profile_join_campaign(profile=profile, campaign=campaign, actor=user)
     data = services.ProfileInput(**{**DEMO_PROFILE.__dict__, "display_name": user.email.split("@")[0].capitalize()})
     services.rater_profile_update(profile=profile, data=data, actor=user)
     services.rater_application_submit(profile=profile, consent_terms=True, consent_pay_policy=True, actor=user)
@@ -97,7 +118,8 @@ def _bring_to_stage(user: User, stage: str, reviewer: User) -> RaterProfile:
 
 def demo_raters_ensure(*, reviewer: User) -> None:
     test = _demo_test(reviewer)
+    campaign = _demo_campaign(reviewer)
     for email, (stage, right) in RATER_STAGES.items():
-        profile = _bring_to_stage(User.objects.get(email=email), stage, reviewer)
+        profile = _bring_to_stage(User.objects.get(email=email), stage, reviewer, campaign)
         if right is not None and profile.status == ApplicationStatus.APPROVED:
             _take_test(profile, test, right)

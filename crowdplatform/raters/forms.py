@@ -3,7 +3,7 @@ from __future__ import annotations
 from django import forms
 
 from crowdplatform.raters.models import ExpertiseDomain, Proficiency, QualificationTest, RaterProfile
-from crowdplatform.raters.services import TRANSITIONS, ProfileInput
+from crowdplatform.raters.services import TRANSITIONS, CampaignInput, ProfileInput
 
 LANGUAGE_ROWS = 3
 
@@ -110,3 +110,33 @@ class QualificationGrantForm(forms.Form):
 
 class ReasonForm(forms.Form):
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), help_text="The rater sees this reason.")
+
+
+def _codes(raw: str, *, upper: bool = False) -> tuple[str, ...]:
+    codes = (code.strip() for code in raw.split(","))
+    return tuple(code.upper() if upper else code for code in codes if code)
+
+
+class CampaignForm(forms.Form):
+    name = forms.CharField(max_length=150)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    raters_wanted = forms.IntegerField(min_value=1)
+    languages = forms.CharField(required=False, help_text="Comma-separated codes, e.g. en, de")
+    domains = forms.ModelMultipleChoiceField(
+        queryset=ExpertiseDomain.objects.filter(is_active=True),
+        to_field_name="slug",
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+    )
+    countries = forms.CharField(required=False, help_text="Comma-separated ISO codes; empty: anywhere")
+
+    def to_input(self) -> CampaignInput:
+        data = self.cleaned_data
+        return CampaignInput(
+            name=data["name"],
+            description=data["description"],
+            raters_wanted=data["raters_wanted"],
+            languages=_codes(data["languages"]),
+            domain_slugs=tuple(domain.slug for domain in data["domains"]),
+            countries=_codes(data["countries"], upper=True),
+        )

@@ -23,6 +23,34 @@ class ExpertiseDomain(models.Model):
         return self.name
 
 
+class RecruitmentCampaign(models.Model):
+    """A call for raters with requirements and a shareable invite link.
+
+    Opened by staff, or by a client for its own private study (`organization`).
+    Applications that arrive through the link are tagged with the campaign.
+    """
+
+    name = models.CharField(max_length=150)
+    description = models.TextField(blank=True)
+    organization = models.ForeignKey(
+        "accounts.Organization", null=True, blank=True, on_delete=models.PROTECT, related_name="campaigns"
+    )
+    languages = models.JSONField(default=list, blank=True, help_text='BCP 47 codes wanted, e.g. ["en", "de"].')
+    domains = models.ManyToManyField(ExpertiseDomain, blank=True, related_name="campaigns")
+    countries = models.JSONField(default=list, blank=True, help_text="ISO codes wanted; empty: anywhere.")
+    raters_wanted = models.PositiveIntegerField()
+    token = models.CharField(max_length=32, unique=True)
+    is_open = models.BooleanField(default=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class ApplicationStatus(models.TextChoices):
     DRAFT = "draft", "Not submitted"
     APPLIED = "applied", "Awaiting review"
@@ -56,6 +84,9 @@ class RaterProfile(models.Model):
     consented_pay_policy_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(
         max_length=16, choices=ApplicationStatus.choices, default=ApplicationStatus.DRAFT, db_index=True
+    )
+    campaign = models.ForeignKey(
+        RecruitmentCampaign, null=True, blank=True, on_delete=models.PROTECT, related_name="applicants"
     )
     status_reason = models.TextField(blank=True, help_text="Why it was rejected or suspended; the rater sees it.")
     submitted_at = models.DateTimeField(null=True, blank=True)

@@ -3,8 +3,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db.models import QuerySet
+from django.utils import timezone
 
-from crowdplatform.raters.models import RaterProfile
+from crowdplatform.raters.models import ApplicationStatus, RaterProfile, RecruitmentCampaign
 
 
 @dataclass(frozen=True)
@@ -13,6 +14,7 @@ class ApplicationFilters:
     domain: str = ""  # slug
     language: str = ""  # BCP 47 code
     country: str = ""  # ISO code
+    campaign: int | None = None
 
 
 def rater_applications(filters: ApplicationFilters) -> QuerySet[RaterProfile]:
@@ -24,6 +26,26 @@ def rater_applications(filters: ApplicationFilters) -> QuerySet[RaterProfile]:
         profiles = profiles.filter(domains__slug=filters.domain)
     if filters.language:
         profiles = profiles.filter(languages__language=filters.language)
+    if filters.campaign is not None:
+        profiles = profiles.filter(campaign_id=filters.campaign)
     if filters.country:
         profiles = profiles.filter(country=filters.country.upper())
     return profiles.distinct()
+
+
+@dataclass(frozen=True)
+class Funnel:
+    applied: int
+    approved: int
+    qualified: int
+    active: int  # raters who worked on a task; task work arrives with the evaluations issue
+
+
+def campaign_funnel(campaign: RecruitmentCampaign) -> Funnel:
+    """How far the campaign's applicants got: submitted, approved (even if later suspended), qualified."""
+    applicants = campaign.applicants.filter(submitted_at__isnull=False)
+    approved = applicants.filter(status__in=[ApplicationStatus.APPROVED, ApplicationStatus.SUSPENDED])
+    qualified = approved.filter(
+        qualifications__revoked_at__isnull=True, qualifications__expires_at__gt=timezone.now()
+    ).distinct()
+    return Funnel(applied=applicants.count(), approved=approved.count(), qualified=qualified.count(), active=0)

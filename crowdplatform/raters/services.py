@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 import uuid
 import zoneinfo
 from collections.abc import Iterable
@@ -14,7 +15,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
-from crowdplatform.accounts.models import User
+from crowdplatform.accounts.models import Organization, User
 from crowdplatform.accounts.principals import Actor
 from crowdplatform.core.audit import audit_record
 from crowdplatform.core.errors import ApplicationError, ConflictError
@@ -30,6 +31,7 @@ from crowdplatform.raters.models import (
     QualificationTest,
     RaterLanguage,
     RaterProfile,
+    RecruitmentCampaign,
 )
 from crowdplatform.raters.qualification_import import ImportErrors, parse_items
 
@@ -465,3 +467,71 @@ def qualification_attempt_submit(*, attempt: QualificationAttempt, actor: Actor)
     if attempt.submitted_at is not None:
         return attempt
     return _attempt_grade(attempt, now=timezone.now())
+
+
+# --- Recruitment campaigns ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CampaignInput:
+    name: str
+    description: str
+    raters_wanted: int
+    languages: tuple[str, ...] = ()
+    domain_slugs: tuple[str, ...] = ()
+    countries: tuple[str, ...] = ()
+
+
+@transaction.atomic
+def campaign_create(
+    *, data: CampaignInput, actor: User, organization: Organization | None = None
+) -> RecruitmentCampaign:
+    errors: dict[str, list[str]] = {}
+    if not data.name.strip():
+        errors["name"] = ["This field is required."]
+    if data.raters_wanted < 1:
+        errors["raters_wanted"] = ["Ask for at least one rater."]
+    if any(not LANGUAGE_CODE.match(code) for code in data.languages):
+        errors["languages"] = ["Use language codes such as en, de or pt-BR."]
+    if any(not COUNTRY_CODE.match(code) for code in data.countries):
+        errors["countries"] = ["Use two-letter ISO codes such as DE."]
+    domains = list(ExpertiseDomain.objects.filter(slug__in=data.domain_slugs))
+    if len(domains) != len(set(data.domain_slugs)):
+        errors["domains"] = ["Choose domains from the list."]
+    if errors:
+        raise ApplicationError("Some answers need fixing.", code="invalid_campaign", fields=errors)
+    campaign = RecruitmentCampaign.objects.create(
+        name=data.name.strip(),
+        description=data.description.strip(),
+        organization=organization,
+        languages=list(data.languages),
+        countries=list(data.countries),
+        raters_wanted=data.raters_wanted,
+        token=secrets.token_urlsafe(12),
+        created_by=actor,
+    )
+    campaign.domains.set(domains)
+    audit_record(
+        actor=actor,
+        action="campaign.create",
+        target=campaign,
+        organization=organization,
+        data={"raters_wanted": data.raters_wanted, "languages": list(data.languages)},
+    )
+    return campaign
+
+
+@transaction.atomic
+def rater_profile_join_campaign(*, profile: RaterProfile, campaign: RecruitmentCampaign, actor: Actor) -> RaterProfile:
+    """Tag a not-yet-submitted application with the campaign it came through (the first one wins)."""
+    profile = RaterProfile.objects.select_for_update().get(pk=profile.pk)
+    if not campaign.is_open:
+        raise ConflictError("This campaign is closed.", code="campaign_closed")
+    if profile.campaign_id is not None:
+        return profile
+    if profile.status != ApplicationStatus.DRAFT:
+        raise ConflictError("You have already applied; one application per person.", code="already_applied")
+    profile.campaign = campaign
+    profile.save(update_fields=["campaign"])
+    audit_record(actor=actor, action="rater_profile.join_campaign", target=profile, data={"campaign": campaign.pk})
+    return profile

@@ -14,6 +14,7 @@ from crowdplatform.core.keyset import keyset_page
 from crowdplatform.core.models import AuditEvent
 from crowdplatform.raters import services
 from crowdplatform.raters.forms import (
+    CampaignForm,
     DecisionForm,
     QualificationGrantForm,
     QualificationTestImportForm,
@@ -21,6 +22,7 @@ from crowdplatform.raters.forms import (
     ReasonForm,
     SubmitApplicationForm,
 )
+from crowdplatform.raters.invites import campaign_remember
 from crowdplatform.raters.models import (
     ApplicationStatus,
     ExpertiseDomain,
@@ -29,8 +31,9 @@ from crowdplatform.raters.models import (
     QualificationAttempt,
     QualificationTest,
     RaterProfile,
+    RecruitmentCampaign,
 )
-from crowdplatform.raters.selectors import ApplicationFilters, rater_applications
+from crowdplatform.raters.selectors import ApplicationFilters, campaign_funnel, rater_applications
 
 
 def _own_profile(request: HttpRequest) -> RaterProfile:
@@ -130,6 +133,7 @@ def staff_applications(request: HttpRequest) -> HttpResponse:
         domain=request.GET.get("domain", ""),
         language=request.GET.get("language", "").strip(),
         country=request.GET.get("country", "").strip(),
+        campaign=int(request.GET["campaign"]) if request.GET.get("campaign", "").isdigit() else None,
     )
     # Oldest application first: applicants are reviewed in the order they applied.
     page = keyset_page(rater_applications(filters), request.GET, newest_first=False)
@@ -138,6 +142,7 @@ def staff_applications(request: HttpRequest) -> HttpResponse:
         "filters": filters,
         "statuses": ApplicationStatus.choices,
         "domains": ExpertiseDomain.objects.all(),
+        "campaigns": RecruitmentCampaign.objects.only("id", "name"),
         "decision_form": DecisionForm(),
     }
     return render(request, "raters/staff_applications.html", context)
@@ -306,3 +311,59 @@ def staff_qualification_revoke(request: HttpRequest, profile_id: int, qualificat
     else:
         messages.success(request, f"Revoked “{qualification.test}”.")
     return redirect("staff:rater_detail", profile_id=profile_id)
+
+
+# --- Recruitment campaigns ------------------------------------------------------------------------
+
+
+@area_required(STAFF_AREA)
+def staff_campaigns(request: HttpRequest) -> HttpResponse:
+    form = CampaignForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            campaign = services.campaign_create(data=form.to_input(), actor=request.user)  # type: ignore[arg-type]
+        except ApplicationError as error:
+            for field, problems in error.fields.items():
+                for problem in problems:
+                    form.add_error(field if field in form.fields else None, problem)
+        else:
+            messages.success(request, f"Opened “{campaign.name}”. Share its invite link.")
+            return redirect("staff:campaign", campaign_id=campaign.pk)
+    campaigns = RecruitmentCampaign.objects.annotate(applicant_count=Count("applicants"))
+    return render(request, "raters/staff_campaigns.html", {"form": form, "campaigns": campaigns})
+
+
+@area_required(STAFF_AREA)
+def staff_campaign_detail(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    campaign = get_object_or_404(RecruitmentCampaign.objects.prefetch_related("domains"), pk=campaign_id)
+    funnel = campaign_funnel(campaign)
+    stages = [("Applied", funnel.applied), ("Approved", funnel.approved), ("Qualified", funnel.qualified)]
+    stages.append(("Active", funnel.active))
+    widest = max([campaign.raters_wanted, *(count for _, count in stages)])
+    bars = [
+        {"label": label, "count": count, "width": round(300 * count / widest), "y": 24 * row}
+        for row, (label, count) in enumerate(stages)
+    ]
+    context = {
+        "campaign": campaign,
+        "bars": bars,
+        "chart_height": 24 * len(bars),
+        "invite_url": request.build_absolute_uri(reverse("campaign_join", args=[campaign.token])),
+    }
+    return render(request, "raters/staff_campaign_detail.html", context)
+
+
+def campaign_join(request: HttpRequest, token: str) -> HttpResponse:
+    """The shareable invite page. Visitors sign up from here; raters already signed up join in one click."""
+    campaign = get_object_or_404(RecruitmentCampaign.objects.prefetch_related("domains"), token=token)
+    if request.method == "POST" and request.user.is_authenticated:
+        try:
+            services.rater_profile_join_campaign(profile=_own_profile(request), campaign=campaign, actor=request.user)  # type: ignore[arg-type]
+        except ApplicationError as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(request, f"You are applying through “{campaign.name}”.")
+            return redirect("rater:application")
+    elif not request.user.is_authenticated:
+        campaign_remember(request, token)  # picked up when the sign-up completes
+    return render(request, "raters/campaign_join.html", {"campaign": campaign})

@@ -11,7 +11,13 @@ from rest_framework.test import APIClient
 
 from crowdplatform.accounts.models import ApiKey, Membership, Organization, User
 from crowdplatform.core.models import AuditEvent
-from crowdplatform.raters.models import Qualification, QualificationAttempt, QualificationTest, RaterProfile
+from crowdplatform.raters.models import (
+    Qualification,
+    QualificationAttempt,
+    QualificationTest,
+    RaterProfile,
+    RecruitmentCampaign,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +56,7 @@ def test_seed_demo_creates_the_demo_and_writes_credentials(tmp_path):
         "memberships": 1,
         "api_keys": 1,
         "rater_profiles": 6,
-        "audit_events": 37,
+        "audit_events": 41,
     }
     # Every application status, and a 10-item test that one demo rater passed and another failed.
     statuses = dict(RaterProfile.objects.values_list("user__email", "status"))
@@ -67,6 +73,12 @@ def test_seed_demo_creates_the_demo_and_writes_credentials(tmp_path):
     attempts = QualificationAttempt.objects.values_list("profile__user__email", "correct", "passed")
     assert sorted(attempts) == [("rater1@example.com", 9, True), ("rater6@example.com", 5, False)]
     assert list(Qualification.objects.values_list("profile__user__email", flat=True)) == ["rater1@example.com"]
+    campaign = RecruitmentCampaign.objects.get()
+    assert sorted(campaign.applicants.values_list("user__email", flat=True)) == [
+        "rater1@example.com",
+        "rater2@example.com",
+        "rater6@example.com",
+    ]
     assert User.objects.get(email=data["admin"]["email"]).is_staff is True
 
 
