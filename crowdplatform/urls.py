@@ -7,6 +7,7 @@ from crowdplatform.accounts import views as accounts_views
 from crowdplatform.core import api as core_api
 from crowdplatform.core import views as core_views
 from crowdplatform.core.health import healthz
+from crowdplatform.raters import api as raters_api
 from crowdplatform.raters import views as raters_views
 
 api_v1 = [
@@ -25,6 +26,18 @@ api_v1 = [
         name="api-key-detail",
     ),
     path("audit-events/", core_api.AuditEventListApi.as_view(), name="audit-event-list"),
+    path("campaigns/", raters_api.CampaignListApi.as_view(), name="campaign-list"),
+    path(
+        "campaigns/<int:campaign_id>/applicants/",
+        raters_api.CampaignApplicantListApi.as_view(),
+        name="campaign-applicant-list",
+    ),
+    path("qualification-tests/", raters_api.QualificationTestListApi.as_view(), name="qualification-test-list"),
+    path(
+        "qualification-tests/<int:test_id>/",
+        raters_api.QualificationTestDetailApi.as_view(),
+        name="qualification-test-detail",
+    ),
 ]
 
 client_urls = (
@@ -49,6 +62,8 @@ client_urls = (
             name="membership_remove",
         ),
         path("orgs/<slug:slug>/api-keys/", accounts_views.api_key_create, name="api_key_create"),
+        path("orgs/<slug:slug>/campaigns/", raters_views.client_campaigns, name="campaigns"),
+        path("orgs/<slug:slug>/campaigns/<int:campaign_id>/", raters_views.client_campaign_detail, name="campaign"),
         path(
             "orgs/<slug:slug>/api-keys/<int:api_key_id>/revoke/", accounts_views.api_key_revoke, name="api_key_revoke"
         ),

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -8,7 +9,14 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from crowdplatform.accounts.access import RATER_AREA, STAFF_AREA, area_required
+from crowdplatform.accounts.access import (
+    CLIENT_AREA,
+    RATER_AREA,
+    STAFF_AREA,
+    area_required,
+    can_manage_organization,
+    organization_for,
+)
 from crowdplatform.core.errors import ApplicationError
 from crowdplatform.core.keyset import keyset_page
 from crowdplatform.core.models import AuditEvent
@@ -336,6 +344,45 @@ def staff_campaigns(request: HttpRequest) -> HttpResponse:
 @area_required(STAFF_AREA)
 def staff_campaign_detail(request: HttpRequest, campaign_id: int) -> HttpResponse:
     campaign = get_object_or_404(RecruitmentCampaign.objects.prefetch_related("domains"), pk=campaign_id)
+    return _campaign_page(request, campaign)
+
+
+@area_required(CLIENT_AREA)
+def client_campaigns(request: HttpRequest, slug: str) -> HttpResponse:
+    """An organization's own campaigns; owners open new ones for their private studies."""
+    organization = organization_for(request.user, slug=slug)  # type: ignore[arg-type]
+    may_open = can_manage_organization(request.user, organization)  # type: ignore[arg-type]
+    form = CampaignForm(request.POST or None)
+    if request.method == "POST":
+        if not may_open:
+            raise PermissionDenied("Only an owner of this organization may open campaigns.")
+        if form.is_valid():
+            try:
+                campaign = services.campaign_create(
+                    data=form.to_input(),
+                    actor=request.user,
+                    organization=organization,  # type: ignore[arg-type]
+                )
+            except ApplicationError as error:
+                for field, problems in error.fields.items():
+                    for problem in problems:
+                        form.add_error(field if field in form.fields else None, problem)
+            else:
+                messages.success(request, f"Opened “{campaign.name}”. Share its invite link.")
+                return redirect("client:campaign", slug=slug, campaign_id=campaign.pk)
+    campaigns = organization.campaigns.annotate(applicant_count=Count("applicants"))
+    context = {"organization": organization, "campaigns": campaigns, "form": form, "may_open": may_open}
+    return render(request, "raters/client_campaigns.html", context)
+
+
+@area_required(CLIENT_AREA)
+def client_campaign_detail(request: HttpRequest, slug: str, campaign_id: int) -> HttpResponse:
+    organization = organization_for(request.user, slug=slug)  # type: ignore[arg-type]
+    campaign = get_object_or_404(organization.campaigns.prefetch_related("domains"), pk=campaign_id)
+    return _campaign_page(request, campaign)
+
+
+def _campaign_page(request: HttpRequest, campaign: RecruitmentCampaign) -> HttpResponse:
     funnel = campaign_funnel(campaign)
     stages = [("Applied", funnel.applied), ("Approved", funnel.approved), ("Qualified", funnel.qualified)]
     stages.append(("Active", funnel.active))

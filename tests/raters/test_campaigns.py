@@ -144,3 +144,20 @@ def test_only_staff_manage_campaigns(client, rater):
     client.force_login(rater)
     assert client.get(reverse("staff:campaigns")).status_code == 403
     assert User.objects.count() == 1
+
+
+def test_a_client_owner_opens_a_campaign_for_its_organization(client, organization, owner, member, other_owner):
+    url = reverse("client:campaigns", args=[organization.slug])
+    client.force_login(member)
+    assert client.post(url, {"name": "Ours", "raters_wanted": "4"}).status_code == 403
+    assert RecruitmentCampaign.objects.count() == 0
+    client.force_login(owner)
+    response = client.post(url, {"name": "Ours", "raters_wanted": "4", "languages": "en"})
+    campaign = RecruitmentCampaign.objects.get()
+    assert campaign.organization == organization
+    assert response["Location"] == reverse("client:campaign", args=[organization.slug, campaign.pk])
+    page = client.get(response["Location"])
+    assert f"/join/{campaign.token}/" in page.text
+    assert "pseudonymous" in page.text
+    client.force_login(other_owner)
+    assert client.get(reverse("client:campaign", args=[organization.slug, campaign.pk])).status_code == 404
