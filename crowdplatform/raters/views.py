@@ -18,6 +18,7 @@ from crowdplatform.accounts.access import (
     organization_for,
 )
 from crowdplatform.core.errors import ApplicationError
+from crowdplatform.core.forms import form_add_application_error
 from crowdplatform.core.keyset import keyset_page
 from crowdplatform.core.models import AuditEvent
 from crowdplatform.raters import services
@@ -71,11 +72,7 @@ def application_edit(request: HttpRequest) -> HttpResponse:
         try:
             services.rater_profile_update(profile=profile, data=form.to_input(), actor=request.user)  # type: ignore[arg-type]
         except ApplicationError as error:
-            for field, problems in error.fields.items():
-                for problem in problems:
-                    form.add_error(field if field in form.fields else None, problem)
-            if not error.fields:
-                form.add_error(None, error.message)
+            form_add_application_error(form, error)
         else:
             messages.success(request, "Saved. Submit your application when it is complete.")
             return redirect("rater:application")
@@ -331,9 +328,7 @@ def staff_campaigns(request: HttpRequest) -> HttpResponse:
         try:
             campaign = services.campaign_create(data=form.to_input(), actor=request.user)  # type: ignore[arg-type]
         except ApplicationError as error:
-            for field, problems in error.fields.items():
-                for problem in problems:
-                    form.add_error(field if field in form.fields else None, problem)
+            form_add_application_error(form, error)
         else:
             messages.success(request, f"Opened “{campaign.name}”. Share its invite link.")
             return redirect("staff:campaign", campaign_id=campaign.pk)
@@ -364,9 +359,7 @@ def client_campaigns(request: HttpRequest, slug: str) -> HttpResponse:
                     organization=organization,  # type: ignore[arg-type]
                 )
             except ApplicationError as error:
-                for field, problems in error.fields.items():
-                    for problem in problems:
-                        form.add_error(field if field in form.fields else None, problem)
+                form_add_application_error(form, error)
             else:
                 messages.success(request, f"Opened “{campaign.name}”. Share its invite link.")
                 return redirect("client:campaign", slug=slug, campaign_id=campaign.pk)
@@ -397,7 +390,7 @@ def _campaign_page(request: HttpRequest, campaign: RecruitmentCampaign) -> HttpR
         "chart_height": 24 * len(bars),
         "invite_url": request.build_absolute_uri(reverse("campaign_join", args=[campaign.token])),
     }
-    return render(request, "raters/staff_campaign_detail.html", context)
+    return render(request, "raters/campaign_detail.html", context)
 
 
 def campaign_join(request: HttpRequest, token: str) -> HttpResponse:
