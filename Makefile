@@ -24,7 +24,7 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 # Local runs are development runs: DEBUG on unless the environment says otherwise.
-run: export DEBUG ?= 1
+run migrate seed worker beat: export DEBUG ?= 1
 run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo

@@ -5,8 +5,16 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crowdplatform.settings")
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
 
+    try:
+        # Load the settings now: Django's own runner would swallow a configuration error here and
+        # fail later with an unrelated "Models aren't loaded yet".
+        settings.INSTALLED_APPS  # noqa: B018
+    except ImproperlyConfigured as error:
+        sys.exit(f"Configuration error: {error}\nFor local development, set DEBUG=1 (see README, Configuration).")
     execute_from_command_line(sys.argv)
 
 

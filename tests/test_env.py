@@ -166,3 +166,16 @@ def test_check_deploy_reports_nothing_with_production_values():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == "System check identified no issues (0 silenced)."
+
+
+@pytest.mark.slow
+def test_manage_py_reports_a_configuration_error_plainly():
+    env = {"PATH": os.environ["PATH"]}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        "Configuration error: SECRET_KEY must be set when DEBUG is off.\n"
+        "For local development, set DEBUG=1 (see README, Configuration).\n"
+    )

@@ -6,7 +6,7 @@ pseudonymous ids only; staff see everything. Gold answers never leave staff page
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers
@@ -97,7 +97,7 @@ class CampaignApplicantListApi(generics.ListAPIView):
 
 class QualificationTestOutput(serializers.ModelSerializer):
     domain = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    items = serializers.IntegerField(source="items.count", read_only=True)
+    items = serializers.IntegerField(source="item_count", read_only=True)
 
     class Meta:
         model = QualificationTest
@@ -121,10 +121,10 @@ class QualificationTestListApi(generics.ListAPIView):
 
     serializer_class = QualificationTestOutput
     pagination_class = None
-    queryset = QualificationTest.objects.select_related("domain").order_by("name")
+    queryset = QualificationTest.objects.select_related("domain").annotate(item_count=Count("items")).order_by("name")
 
 
 class QualificationTestDetailApi(generics.RetrieveAPIView):
     serializer_class = QualificationTestOutput
-    queryset = QualificationTest.objects.select_related("domain")
+    queryset = QualificationTest.objects.select_related("domain").annotate(item_count=Count("items"))
     lookup_url_kwarg = "test_id"

@@ -332,7 +332,7 @@ def staff_campaigns(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Opened “{campaign.name}”. Share its invite link.")
             return redirect("staff:campaign", campaign_id=campaign.pk)
-    campaigns = RecruitmentCampaign.objects.annotate(applicant_count=Count("applicants"))
+    campaigns = RecruitmentCampaign.objects.select_related("organization").annotate(applicant_count=Count("applicants"))
     return render(request, "raters/staff_campaigns.html", {"form": form, "campaigns": campaigns})
 
 

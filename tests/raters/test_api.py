@@ -87,3 +87,12 @@ def test_qualification_tests_are_readable_without_their_answers(api_client, api_
     ]
     detail = api_client.get(reverse("api:qualification-test-detail", args=[test.pk])).json()
     assert "answer" not in str(detail)
+
+
+def test_listing_qualification_tests_costs_the_same_for_many_tests(api_client, staff_user, django_assert_num_queries):
+    domain = ExpertiseDomain.objects.get(slug="medicine")
+    for n in range(5):
+        QualificationTest.objects.create(name=f"T{n}", domain=domain, language="en")
+    api_client.force_authenticate(staff_user)
+    with django_assert_num_queries(1):
+        assert len(api_client.get(reverse("api:qualification-test-list")).json()) == 5
