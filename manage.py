@@ -8,7 +8,14 @@ def main() -> None:
     from django.conf import settings
     from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
+    from django.core.management.base import CommandParser, handle_default_options
 
+    # Honour --settings/--pythonpath first, exactly as Django's ManagementUtility does.
+    parser = CommandParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--settings")
+    parser.add_argument("--pythonpath")
+    options, _ = parser.parse_known_args(sys.argv[2:])
+    handle_default_options(options)
     try:
         # Load the settings now: Django's own runner would swallow a configuration error here and
         # fail later with an unrelated "Models aren't loaded yet".

@@ -179,3 +179,18 @@ def test_manage_py_reports_a_configuration_error_plainly():
         "Configuration error: SECRET_KEY must be set when DEBUG is off.\n"
         "For local development, set DEBUG=1 (see README, Configuration).\n"
     )
+
+
+@pytest.mark.slow
+def test_manage_py_honours_the_settings_option():
+    env = {"PATH": os.environ["PATH"]}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--settings=tests.settings"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "System check identified no issues (0 silenced)."
