@@ -185,7 +185,11 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    # Lapsed leases already return to the pool when they expire (assignment ignores them);
+    # this marks them expired so the task list and progress pages say so.
+    "evaluations-expire-lapsed-leases": {"task": "evaluations.tasks.leases_expire", "schedule": 60.0},
+}
 CELERY_TIMEZONE = "UTC"
 
 # --- Internationalisation and static files -------------------------------------------------------
@@ -243,3 +247,9 @@ API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
 # Key for pseudonymous rater ids shown to clients (defaults to SECRET_KEY). Changing it changes every id.
 PSEUDONYM_KEY = env_str("PSEUDONYM_KEY", "")
 INVITATION_TTL_DAYS = 14
+# Studies: item uploads (JSONL or CSV) and the platform's fair-pay floor for the implied hourly rate
+# of a study (pay per task against its estimated time), in cents per hour.
+ITEMS_UPLOAD_MAX_BYTES = env_int("ITEMS_UPLOAD_MAX_BYTES", 50 * 1024 * 1024)
+ITEMS_LINE_MAX_BYTES = env_int("ITEMS_LINE_MAX_BYTES", 1024 * 1024)
+PAY_FLOOR_CENTS_PER_HOUR = env_int("PAY_FLOOR_CENTS_PER_HOUR", 1500)
+TASK_LEASE_SECONDS_DEFAULT = 600

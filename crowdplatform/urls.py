@@ -9,6 +9,8 @@ from crowdplatform.core import views as core_views
 from crowdplatform.core.health import healthz
 from crowdplatform.raters import api as raters_api
 from crowdplatform.raters import views as raters_views
+from evaluations import api as evaluations_api
+from evaluations import views as evaluations_views
 
 api_v1 = [
     path("me/", accounts_api.MeApi.as_view(), name="me"),
@@ -38,6 +40,33 @@ api_v1 = [
         raters_api.QualificationTestDetailApi.as_view(),
         name="qualification-test-detail",
     ),
+    path("studies/", evaluations_api.StudyListCreateApi.as_view(), name="study-list"),
+    path("studies/<int:study_id>/", evaluations_api.StudyDetailApi.as_view(), name="study-detail"),
+    *(
+        path(
+            f"studies/<int:study_id>/{name}/",
+            evaluations_api.StudyTransitionApi.as_view(transition=name),
+            name=f"study-{name}",
+        )
+        for name in evaluations_api.StudyTransitionApi.ACTIONS
+    ),
+    path("studies/<int:study_id>/systems/", evaluations_api.SystemListCreateApi.as_view(), name="system-list"),
+    path(
+        "studies/<int:study_id>/systems/<int:system_id>/",
+        evaluations_api.SystemDetailApi.as_view(),
+        name="system-detail",
+    ),
+    path("studies/<int:study_id>/items/", evaluations_api.ItemListUploadApi.as_view(), name="item-list"),
+    path("studies/<int:study_id>/progress/", evaluations_api.StudyProgressApi.as_view(), name="study-progress"),
+    path(
+        "studies/<int:study_id>/sampling-report/",
+        evaluations_api.SamplingReportApi.as_view(),
+        name="study-sampling-report",
+    ),
+    path("tasks/next/", evaluations_api.TaskNextApi.as_view(), name="task-next"),
+    path("tasks/<str:task_id>/vote/", evaluations_api.TaskVoteApi.as_view(), name="task-vote"),
+    path("tasks/<str:task_id>/skip/", evaluations_api.TaskSkipApi.as_view(), name="task-skip"),
+    path("tasks/<str:task_id>/flag/", evaluations_api.TaskFlagApi.as_view(), name="task-flag"),
 ]
 
 client_urls = (
@@ -67,6 +96,32 @@ client_urls = (
         path(
             "orgs/<slug:slug>/api-keys/<int:api_key_id>/revoke/", accounts_views.api_key_revoke, name="api_key_revoke"
         ),
+        path("orgs/<slug:slug>/studies/", evaluations_views.study_list, name="studies"),
+        path("orgs/<slug:slug>/studies/new/", evaluations_views.study_create, name="study_create"),
+        path("orgs/<slug:slug>/studies/<int:study_id>/", evaluations_views.study_detail, name="study"),
+        path("orgs/<slug:slug>/studies/<int:study_id>/edit/", evaluations_views.study_edit, name="study_edit"),
+        path(
+            "orgs/<slug:slug>/studies/<int:study_id>/progress/",
+            evaluations_views.study_progress,
+            name="study_progress",
+        ),
+        path(
+            "orgs/<slug:slug>/studies/<int:study_id>/sampling/",
+            evaluations_views.study_sampling,
+            name="study_sampling",
+        ),
+        path("orgs/<slug:slug>/studies/<int:study_id>/budget/", evaluations_views.study_budget, name="study_budget"),
+        path(
+            "orgs/<slug:slug>/studies/<int:study_id>/systems/",
+            evaluations_views.system_register,
+            name="system_register",
+        ),
+        path("orgs/<slug:slug>/studies/<int:study_id>/items/", evaluations_views.items_upload, name="items_upload"),
+        path(
+            "orgs/<slug:slug>/studies/<int:study_id>/<slug:action>/",
+            evaluations_views.study_transition,
+            name="study_transition",
+        ),
     ],
     "client",
 )
@@ -81,6 +136,11 @@ rater_urls = (
         path("attempts/<int:attempt_id>/", raters_views.attempt_detail, name="attempt"),
         path("attempts/<int:attempt_id>/answer/", raters_views.attempt_answer, name="attempt_answer"),
         path("attempts/<int:attempt_id>/submit/", raters_views.attempt_submit, name="attempt_submit"),
+        path("task/", evaluations_views.task_page, name="task"),
+        path("task/next/", evaluations_views.task_next, name="task_next"),
+        path("tasks/<uuid:task_id>/vote/", evaluations_views.task_vote, name="task_vote"),
+        path("tasks/<uuid:task_id>/skip/", evaluations_views.task_skip, name="task_skip"),
+        path("tasks/<uuid:task_id>/flag/", evaluations_views.task_flag, name="task_flag"),
     ],
     "rater",
 )

@@ -67,6 +67,7 @@ def organization_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "invitation_form": InvitationForm(),
         "api_key_form": ApiKeyForm(),
         "role_form": RoleForm(),
+        "studies": organization.studies.all()[:10],
     }
     return render(request, "accounts/organization_detail.html", context)
 

@@ -38,7 +38,7 @@ class Funnel:
     applied: int
     approved: int
     qualified: int
-    active: int  # raters who worked on a task; task work arrives with the evaluations issue
+    active: int  # approved raters with at least one vote
 
 
 def campaign_funnel(campaign: RecruitmentCampaign) -> Funnel:
@@ -48,4 +48,7 @@ def campaign_funnel(campaign: RecruitmentCampaign) -> Funnel:
     qualified = approved.filter(
         qualifications__revoked_at__isnull=True, qualifications__expires_at__gt=timezone.now()
     ).distinct()
-    return Funnel(applied=applicants.count(), approved=approved.count(), qualified=qualified.count(), active=0)
+    active = approved.filter(votes__isnull=False).distinct()
+    return Funnel(
+        applied=applicants.count(), approved=approved.count(), qualified=qualified.count(), active=active.count()
+    )

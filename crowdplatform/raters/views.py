@@ -43,6 +43,7 @@ from crowdplatform.raters.models import (
     RecruitmentCampaign,
 )
 from crowdplatform.raters.selectors import ApplicationFilters, campaign_funnel, rater_applications
+from evaluations.selectors import rater_task_counts
 
 
 def _own_profile(request: HttpRequest) -> RaterProfile:
@@ -59,6 +60,7 @@ def rater_home(request: HttpRequest) -> HttpResponse:
         "open_tests": QualificationTest.objects.filter(is_active=True, items__isnull=False).distinct(),
         "attempts": profile.attempts.select_related("test")[:20],
         "now": timezone.now(),
+        "tally": rater_task_counts(profile.pk),
     }
     return render(request, "raters/home.html", context)
 
