@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, F, OuterRef
+from django.db.models import Count, Exists, F, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils import timezone
 
@@ -152,6 +153,16 @@ def _judged_by(rater: RaterProfile) -> Exists:
     return Exists(Task.objects.filter(rater=rater, item_pair=OuterRef("pk")).exclude(status=TaskStatus.EXPIRED))
 
 
+def _open_leases_count(now: datetime) -> QuerySet[Task]:
+    return (
+        Task.objects.filter(item_pair=OuterRef("pk"), status=TaskStatus.LEASED, expires_at__gt=now)
+        .order_by()
+        .values("item_pair")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+
+
 def _lock_open_slot(study: Study, stat: PairStat, rater: RaterProfile, now: datetime) -> ItemPair | None:
     """An item pair of `stat` with a free slot the rater has not judged, row-locked.
 
@@ -162,8 +173,12 @@ def _lock_open_slot(study: Study, stat: PairStat, rater: RaterProfile, now: date
     candidates = list(
         ItemPair.objects.filter(pair_stat=stat, votes__lt=study.votes_per_pair)
         .exclude(_judged_by(rater))
+        # Item pairs already filled by open leases are skipped here so they cannot crowd out the
+        # batch; this count may be a statement old, hence the recount below under the lock.
+        .annotate(held=Coalesce(Subquery(_open_leases_count(now)), 0))
+        .filter(held__lt=study.votes_per_pair - F("votes"))
         .order_by("-votes", "id")
-        .select_for_update(skip_locked=True)[:CANDIDATES_PER_LOCK]
+        .select_for_update(skip_locked=True, of=("self",))[:CANDIDATES_PER_LOCK]
     )
     if not candidates:
         return None

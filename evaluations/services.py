@@ -136,7 +136,7 @@ def _validated(data: StudyInput) -> dict[str, list[str]]:
     elif data.pay_per_task_cents >= 1:
         hourly = implied_hourly_cents(data.pay_per_task_cents, data.est_seconds_per_task)
         floor = settings.PAY_FLOOR_CENTS_PER_HOUR
-        if hourly < floor:
+        if data.pay_per_task_cents * 3600 < floor * data.est_seconds_per_task:  # exact: rounding must not pass
             errors["pay_per_task_cents"] = [
                 f"At {data.est_seconds_per_task} s per task this pays ${hourly / 100:.2f}/h; the platform's floor is "
                 f"${floor / 100:.2f}/h. Pay at least {-(-floor * data.est_seconds_per_task // 3600)} cents per task."

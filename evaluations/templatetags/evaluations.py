@@ -52,3 +52,22 @@ def duration(seconds: int | None) -> str:
     if hours < 48:
         return f"{hours} h {minutes} min" if minutes else f"{hours} h"
     return f"{round(hours / 24)} days"
+
+
+# --- Server-rendered bar charts (SVG): one 24 px row per bar -------------------------------------
+ROW = 24
+
+
+@register.filter
+def chart_height(rows: int) -> int:
+    return max(rows, 1) * ROW
+
+
+@register.filter
+def row_y(index: int, offset: int) -> int:
+    return index * ROW + offset
+
+
+@register.filter
+def bar_width(share: float | None, full: int) -> int:
+    return round((share or 0) * full)

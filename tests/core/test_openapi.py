@@ -20,6 +20,17 @@ def test_schema_is_served_and_lists_the_api(client):
         "/api/v1/organizations/{organization_id}/api-keys/",
         "/api/v1/organizations/{organization_id}/api-keys/{api_key_id}/",
         "/api/v1/audit-events/",
+        "/api/v1/studies/",
+        "/api/v1/studies/{study_id}/",
+        "/api/v1/studies/{study_id}/systems/",
+        "/api/v1/studies/{study_id}/items/",
+        "/api/v1/studies/{study_id}/launch/",
+        "/api/v1/studies/{study_id}/pause/",
+        "/api/v1/studies/{study_id}/progress/",
+        "/api/v1/studies/{study_id}/sampling-report/",
+        "/api/v1/tasks/next/",
+        "/api/v1/tasks/{task_id}/vote/",
+        "/api/v1/tasks/{task_id}/skip/",
     } <= set(schema["paths"])
     assert schema["components"]["securitySchemes"]["ApiKey"] == {
         "type": "http",
