@@ -243,6 +243,8 @@ LOGGING = {
 # --- Product settings ---------------------------------------------------------------------------
 # Where `seed_demo` keeps the demo credentials it generated, so a second run can print them again.
 DEMO_CREDENTIALS_FILE = Path(env_str("DEMO_CREDENTIALS_FILE", str(BASE_DIR / "var" / "demo-credentials.json")))
+# How many votes the demo's simulated crowd casts in the demo study (seed_demo).
+DEMO_STUDY_VOTES = env_int("DEMO_STUDY_VOTES", 1500)
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
 # Key for pseudonymous rater ids shown to clients (defaults to SECRET_KEY). Changing it changes every id.
 PSEUDONYM_KEY = env_str("PSEUDONYM_KEY", "")

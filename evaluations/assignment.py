@@ -14,6 +14,7 @@ Concurrency is the database's job:
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -48,6 +49,7 @@ from payments.earnings import earning_record
 # study's row lock so the budget is never overrun; above it they run in parallel.
 BUDGET_LOCK_MARGIN = 64
 CANDIDATES_PER_LOCK = 5
+LEASE_ATTEMPTS = 4
 MAX_RATIONALE = 5000
 MAX_NOTE = 1000
 
@@ -60,25 +62,34 @@ _random = random.SystemRandom()
 def task_next(
     *, rater: RaterProfile, study: Study | None = None, now: datetime | None = None, rng: random.Random | None = None
 ) -> Task | None:
-    """The rater's open lease, or a new one in a study they may work on; None when there is nothing.
+    """The rater's open lease (from whichever study), or a new one in a study they may work on
+    (only `study`, when given); None when there is nothing for them.
 
-    With `study`, only that study is considered.
+    Under a rush, the slots left may be row-locked by other raters' requests for a moment
+    (SKIP LOCKED passes them by); if a study still has a slot this rater could take, the attempt
+    is repeated after a short pause instead of wrongly answering "nothing".
     """
     now = now or timezone.now()
     rng = rng or _random
-    current = _open_lease(rater, now)
-    if current is not None:
-        return current
-    for candidate in _studies_open_to(rater, only=study):
-        try:
-            with transaction.atomic():
-                task = _lease_in_study(candidate, rater, now, rng)
-        except IntegrityError:
-            # The same rater asked twice at once: the other request won; return its lease.
-            return _open_lease(rater, now)
-        if task is not None:
-            return task
-    return None
+    for attempt in range(LEASE_ATTEMPTS):
+        current = _open_lease(rater, now)
+        if current is not None:
+            return current
+        contended = False
+        for candidate in _studies_open_to(rater, only=study, at=now):
+            try:
+                with transaction.atomic():
+                    task = _lease_in_study(candidate, rater, now, rng)
+            except IntegrityError:
+                # The same rater asked twice at once: the other request won; return its lease.
+                return _open_lease(rater, now)
+            if task is not None:
+                return task
+            contended = contended or _has_open_slot(candidate, rater, now)
+        if not contended:
+            return None
+        time.sleep(rng.uniform(0.002, 0.01) * (attempt + 1))
+    return _open_lease(rater, now)
 
 
 def _open_lease(rater: RaterProfile, now: datetime) -> Task | None:
@@ -91,11 +102,24 @@ def _open_lease(rater: RaterProfile, now: datetime) -> Task | None:
     return None
 
 
-def _studies_open_to(rater: RaterProfile, *, only: Study | None) -> list[Study]:
+def _studies_open_to(rater: RaterProfile, *, only: Study | None, at: datetime) -> list[Study]:
     studies = Study.objects.filter(status=StudyStatus.LIVE).order_by("launched_at", "id")
     if only is not None:
         studies = studies.filter(pk=only.pk)
-    return [study for study in studies if rater_is_eligible(rater, requirements_of(study))]
+    return [study for study in studies if rater_is_eligible(rater, requirements_of(study), at=at)]
+
+
+def _has_open_slot(study: Study, rater: RaterProfile, now: datetime) -> bool:
+    """Whether some item pair could still take this rater (a plain read, no locks)."""
+    if _affordable_tasks(study, now) <= 0:
+        return False
+    return (
+        ItemPair.objects.filter(study=study, is_gold=False, votes__lt=study.votes_per_pair)
+        .exclude(_judged_by(rater))
+        .annotate(held=Coalesce(Subquery(_open_leases_count(now)), 0))
+        .filter(held__lt=study.votes_per_pair - F("votes"))
+        .exists()
+    )
 
 
 def _affordable_tasks(study: Study, now: datetime) -> int:
@@ -195,9 +219,12 @@ def _lock_open_slot(study: Study, stat: PairStat, rater: RaterProfile, now: date
 
 def _lease_gold(study: Study, rater: RaterProfile, now: datetime, rng: random.Random) -> Task | None:
     """A gold item pair the rater has not seen. Gold has no overlap limit: every rater may get each."""
-    gold = ItemPair.objects.filter(study=study, is_gold=True).exclude(_judged_by(rater)).order_by("?").first()
-    if gold is None:
+    unseen = list(
+        ItemPair.objects.filter(study=study, is_gold=True).exclude(_judged_by(rater)).values_list("pk", flat=True)
+    )
+    if not unseen:
         return None
+    gold = ItemPair.objects.get(pk=rng.choice(sorted(unseen)))
     return _task_create(study, gold, rater, now, rng, probability=None)
 
 

@@ -25,7 +25,7 @@ from crowdplatform.raters.models import ExpertiseDomain, QualificationTest
 from evaluations import sampling
 from evaluations.item_import import ItemRow, detect_format, parse_items
 from evaluations.markdown import render_turns
-from evaluations.models import Item, ItemPair, PairStat, Response, Study, StudyStatus, System, Vote
+from evaluations.models import Item, ItemPair, PairStat, Response, Study, StudyStatus, System, Task, Vote
 
 COUNTRY_CODE = re.compile(r"^[A-Z]{2}$")
 LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
@@ -108,7 +108,9 @@ def _check_requirements(requirements: Any, errors: dict[str, list[str]]) -> None
     if not isinstance(domains, list) or not all(isinstance(d, str) for d in domains):
         problems.append("domains: a list of domain slugs.")
     else:
-        known_domains = set(ExpertiseDomain.objects.filter(slug__in=domains).values_list("slug", flat=True))
+        known_domains = set(
+            ExpertiseDomain.objects.filter(slug__in=domains, is_active=True).values_list("slug", flat=True)
+        )
         if set(domains) - known_domains:
             problems.append(f"domains: unknown {', '.join(sorted(set(domains) - known_domains))}.")
     if problems:
@@ -348,6 +350,7 @@ def _lock_unvoted(system: System, verb: str) -> System:
 
 @transaction.atomic
 def system_update(*, system: System, actor: Actor, name: str, provider: str, notes: str) -> System:
+    _check_open(Study.objects.get(pk=system.study_id))
     fields = _system_fields(name, provider, notes)
     if fields["name"] != system.name or fields["provider"] != system.provider:
         system = _lock_unvoted(system, "renamed")
@@ -357,6 +360,8 @@ def system_update(*, system: System, actor: Actor, name: str, provider: str, not
     for key, value in fields.items():
         setattr(system, key, value)
     system.save(update_fields=list(fields))
+    # Uploads name responses by system; keep the label in step so later lookups by name agree.
+    Response.objects.filter(system=system).update(label=system.name)
     audit_record(
         actor=actor,
         action="system.update",
@@ -372,6 +377,9 @@ def system_delete(*, system: System, actor: Actor) -> None:
     system = _lock_unvoted(system, "deleted")
     study = system.study
     _check_open(study)
+    if Task.objects.filter(Q(response_a__system=system) | Q(response_b__system=system)).exists():
+        # Raters have been shown it (leases, skips, flags): that history stays.
+        raise ConflictError(f"{system.name!r} has been shown to raters; it cannot be deleted.", code="system_in_use")
     audit_record(actor=actor, action="system.delete", target=system, organization=study.organization)
     # Its responses, item pairs and pair totals go with it; nobody has voted on them.
     ItemPair.objects.filter(pair_stat__in=PairStat.objects.filter(system_low=system)).delete()

@@ -18,6 +18,7 @@ CSRF_COOKIE_SECURE = False
 SECURE_HSTS_SECONDS = 0
 CELERY_TASK_ALWAYS_EAGER = True
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+DEMO_STUDY_VOTES = 30  # the demo crowd's full 1,500 votes take ~20 s; tests need only a few
 
 # Private uploads go to a throwaway folder, never the checkout. (File fields bind their storage when
 # models load, so this is set here rather than per test.)

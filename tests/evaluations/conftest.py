@@ -7,6 +7,7 @@ page tests in this folder keep their own `study` fixtures.
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -36,6 +37,17 @@ CRITERIA = [
     {"name": "accuracy", "definition": "Says nothing false."},
 ]
 PAY = 25  # cents; at 60 s per task that is exactly the 15.00/h floor
+
+
+class FixedRandom(random.Random):
+    """Every draw returns the same number: below 0.5 swaps the sides, below the gold rate picks gold."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__(0)
+        self.value = value
+
+    def random(self) -> float:
+        return self.value
 
 
 def study_input(**overrides: Any) -> services.StudyInput:
@@ -164,3 +176,53 @@ def make_live_study(make_study, add_systems, upload, owner) -> Callable[..., Stu
         return services.study_launch(study=study, actor=owner)
 
     return make
+
+
+def cast_vote(rater: RaterProfile, choice: str = "a", **kwargs: Any) -> Vote:
+    """Lease the rater's next task and vote on it."""
+    from evaluations.assignment import VoteInput, task_next, vote_submit
+
+    task = task_next(rater=rater, **kwargs)
+    assert task is not None, "no task for the rater"
+    vote, created = vote_submit(task_id=task.pk, rater=rater, data=VoteInput(choice=choice))
+    assert created
+    return vote
+
+
+def counters_from_votes(study: Study) -> dict[str, Any]:
+    """Every counter recomputed from the Vote rows, to compare with the stored ones."""
+    item_pairs = dict.fromkeys(ItemPair.objects.filter(study=study).values_list("pk", flat=True), 0)
+    stats = {pk: [0, 0, 0] for pk in PairStat.objects.filter(study=study).values_list("pk", flat=True)}
+    systems = dict.fromkeys(System.objects.filter(study=study).values_list("pk", flat=True), 0)
+    for vote in Vote.objects.filter(study=study).select_related("task__item_pair"):
+        pair = vote.task.item_pair
+        item_pairs[pair.pk] += 1
+        if vote.is_gold:
+            continue
+        totals = stats[pair.pair_stat_id]
+        totals[0] += 1
+        winner = {"a": vote.system_a_id, "b": vote.system_b_id}.get(vote.choice)
+        if winner is not None:
+            totals[1 if winner == min(vote.system_a_id, vote.system_b_id) else 2] += 1
+        systems[vote.system_a_id] += 1
+        systems[vote.system_b_id] += 1
+    return {
+        "study": Vote.objects.filter(study=study).count(),
+        "item_pairs": item_pairs,
+        "pair_stats": {pk: tuple(totals) for pk, totals in stats.items()},
+        "systems": systems,
+    }
+
+
+def stored_counters(study: Study) -> dict[str, Any]:
+    return {
+        "study": Study.objects.get(pk=study.pk).votes_count,
+        "item_pairs": dict(ItemPair.objects.filter(study=study).values_list("pk", "votes")),
+        "pair_stats": {
+            pk: (votes, low, high)
+            for pk, votes, low, high in PairStat.objects.filter(study=study).values_list(
+                "pk", "votes", "low_wins", "high_wins"
+            )
+        },
+        "systems": dict(System.objects.filter(study=study).values_list("pk", "votes_count")),
+    }

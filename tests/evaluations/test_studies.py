@@ -393,7 +393,7 @@ def test_every_invalid_transition_is_refused_and_changes_nothing(make_study, add
 
 def test_pausing_a_draft_is_an_invalid_transition(make_study, owner):
     study = make_study()
-    with pytest.raises(ConflictError, match="A draft study cannot pause.") as error:
+    with pytest.raises(ConflictError, match=r"^A draft study cannot pause\.$") as error:
         services.study_pause(study=study, actor=owner)
     assert error.value.code == "invalid_transition"
     study.refresh_from_db()
@@ -446,3 +446,12 @@ def test_gold_items_alone_do_not_make_a_study_ready(make_study, add_systems, upl
     add_systems(study)
     upload(study, items_jsonl(0, gold=2))
     assert services.launch_problems(study) == ["Upload items with responses from at least two systems."]
+
+
+def test_an_inactive_domain_cannot_be_required(make_study):
+    ExpertiseDomain.objects.create(slug="retired-field", name="Retired field", is_active=False)
+    before = snapshot()
+    with pytest.raises(ApplicationError) as error:
+        make_study(requirements={"domains": ["retired-field"]})
+    assert error.value.fields == {"requirements": ["domains: unknown retired-field."]}
+    assert snapshot() == before

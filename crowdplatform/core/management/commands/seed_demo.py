@@ -8,6 +8,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from crowdplatform.accounts.demo import demo_accounts_ensure
+from crowdplatform.accounts.models import Organization, User
+from evaluations.demo import demo_study_ensure, demo_study_summary
 
 
 class Command(BaseCommand):
@@ -26,6 +28,12 @@ class Command(BaseCommand):
         if credentials is not None:
             _write_private_json(credentials, result)
         self.stdout.write(_describe(result))
+        study = demo_study_ensure(
+            organization=Organization.objects.get(pk=result["client"]["organization_id"]),
+            owner=User.objects.get(email=result["client"]["email"]),
+            votes=settings.DEMO_STUDY_VOTES,
+        )
+        self.stdout.write(demo_study_summary(study))
 
 
 def _read_json(path: Path) -> dict[str, Any]:
