@@ -4,8 +4,7 @@
 a live study with 200 generated coding prompts (plus 10 gold items), then lets 40 simulated
 raters vote through the real `task_next` / `vote_submit` / `task_skip` on a simulated clock
 spread over the last seven days. Everything is seeded, so a fresh database gets the same
-prompts, responses and vote pattern every time (except which gold item a rater is dealt:
-assignment draws that in the database, ORDER BY random).
+prompts, responses and vote pattern every time.
 
 Each system has a hidden strength. A response's quality is its system's strength plus noise;
 the quality picks how good the generated markdown is (a careful answer with an explanation,
@@ -818,7 +817,7 @@ def _crowd_profile(member: CrowdMember, reviewer: User, rng: random.Random) -> R
         # No password: nobody logs in as the simulated crowd (None makes Django store an unusable one).
         user = account_services.user_create(
             email=member.email,
-            password=None,  # type: ignore[arg-type]
+            password=None,
             account_type=AccountType.RATER,
             email_verified=True,
             actor=None,

@@ -57,9 +57,15 @@ def user_signup_complete(*, user: User, account_type: str, organization_name: st
 
 @transaction.atomic
 def user_create(
-    *, email: str, password: str, account_type: str, actor: Actor, is_staff: bool = False, email_verified: bool = False
+    *,
+    email: str,
+    password: str | None,
+    account_type: str,
+    actor: Actor,
+    is_staff: bool = False,
+    email_verified: bool = False,
 ) -> User:
-    """Create a user outside the sign-up flow (staff tooling, demo data)."""
+    """Create a user outside the sign-up flow (staff tooling, demo data). No password: none can log in."""
     email = email.strip().lower()
     if User.objects.filter(email__iexact=email).exists():
         raise ConflictError(f"A user with the address {email} exists.", code="email_taken")

@@ -71,3 +71,18 @@ def row_y(index: int, offset: int) -> int:
 @register.filter
 def bar_width(share: float | None, full: int) -> int:
     return round((share or 0) * full)
+
+
+@register.filter
+def requirements_text(requirements: dict | None) -> str:
+    """A study's rater requirements in words: "languages en, de; expertise medicine"."""
+    requirements = requirements or {}
+    parts = [
+        f"{label} {', '.join(requirements[key])}"
+        for key, label in (("languages", "languages"), ("countries", "countries"), ("domains", "expertise"))
+        if requirements.get(key)
+    ]
+    if requirements.get("qualifications"):
+        count = len(requirements["qualifications"])
+        parts.append(f"{count} qualification{'s' if count > 1 else ''}")
+    return "; ".join(parts) or "any approved rater"
