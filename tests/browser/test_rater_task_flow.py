@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connections
 
 from crowdplatform.accounts.models import AccountType
 from crowdplatform.raters.models import ApplicationStatus, RaterLanguage, RaterProfile
@@ -53,8 +54,22 @@ def browser_page() -> Iterator[object]:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             yield page
             browser.close()
+        _close_server_connections()
     finally:
         os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+def _close_server_connections() -> None:
+    """The live server's request threads may still hold a database session after the browser
+    has gone; end them so the test database can be dropped at the end of the run."""
+    connection = connections["default"]
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
 
 
 @pytest.fixture
