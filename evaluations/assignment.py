@@ -150,7 +150,11 @@ def _lease_sampled(study: Study, rater: RaterProfile, now: datetime, rng: random
             study=study, item_pairs_count__gt=0, votes__lt=F("item_pairs_count") * study.votes_per_pair
         )
     }
-    system_votes = dict(System.objects.filter(study=study).values_list("pk", "votes_count"))
+    system_votes = (  # only the balanced policy weighs systems' totals
+        dict(System.objects.filter(study=study).values_list("pk", "votes_count"))
+        if study.sampling == sampling.BALANCED
+        else {}
+    )
     while open_pairs:
         states = [_state(stat) for stat in open_pairs.values()]
         probabilities = sampling.pair_probabilities(study.sampling, states, system_votes)
@@ -201,7 +205,10 @@ def _lock_open_slot(study: Study, stat: PairStat, rater: RaterProfile, now: date
         # batch; this count may be a statement old, hence the recount below under the lock.
         .annotate(held=Coalesce(Subquery(_open_leases_count(now)), 0))
         .filter(held__lt=study.votes_per_pair - F("votes"))
-        .order_by("-votes", "id")
+        # Both keys descending: a backward scan of the (pair_stat, votes, id) index, stopping early.
+        .order_by("-votes", "-id")
+        # What the rater will be shown comes with the lock, so the task needs no second fetch.
+        .select_related("item", "response_low", "response_high")
         .select_for_update(skip_locked=True, of=("self",))[:CANDIDATES_PER_LOCK]
     )
     if not candidates:
@@ -224,7 +231,7 @@ def _lease_gold(study: Study, rater: RaterProfile, now: datetime, rng: random.Ra
     )
     if not unseen:
         return None
-    gold = ItemPair.objects.get(pk=rng.choice(sorted(unseen)))
+    gold = ItemPair.objects.select_related("item", "response_low", "response_high").get(pk=rng.choice(sorted(unseen)))
     return _task_create(study, gold, rater, now, rng, probability=None)
 
 
@@ -237,15 +244,15 @@ def _task_create(
     *,
     probability: float | None,
 ) -> Task:
-    left, right = item_pair.response_low_id, item_pair.response_high_id
+    left, right = item_pair.response_low, item_pair.response_high
     if rng.random() < 0.5:
         left, right = right, left
     return Task.objects.create(
         study=study,
         item_pair=item_pair,
         rater=rater,
-        response_a_id=left,
-        response_b_id=right,
+        response_a=left,
+        response_b=right,
         is_gold=item_pair.is_gold,
         sampling_policy="" if item_pair.is_gold else study.sampling,
         sampling_probability=probability,
@@ -277,6 +284,8 @@ def _task_of(rater: RaterProfile, task_id: object) -> Task:
     task = (
         Task.objects.select_for_update(of=("self",))
         .select_related("study", "item_pair", "response_a", "response_b")
+        # A vote reads the responses' labels and systems, never their (large) content.
+        .defer(*(f"{side}__{name}" for side in ("response_a", "response_b") for name in ("content", "content_html")))
         .filter(pk=task_id, rater=rater)
         .first()
     )
@@ -349,7 +358,7 @@ def _vote_create(task: Task, data: VoteInput, now: datetime) -> Vote:
         task=task,
         study=task.study,
         item_id=task.item_pair.item_id,
-        rater=task.rater,
+        rater_id=task.rater_id,
         system_a_id=task.response_a.system_id,
         system_b_id=task.response_b.system_id,
         choice=data.choice,

@@ -18,6 +18,10 @@ from tests.factories import UserFactory
 pytestmark = pytest.mark.django_db
 
 SYSTEMS = {"atlas-7b": "Atlas Corp", "borealis-xl": "Borealis AI"}
+NEXT_QUERIES = (
+    11  # profile, open lease, live studies, eligibility, savepoint, budget, pairs, slot, leases, insert, release
+)
+VOTE_QUERIES = 11  # profile, begin, task, update task, insert vote, 5 counters, commit
 
 
 def approved_rater():
@@ -211,3 +215,12 @@ def test_flag_once_per_reason(rater_api, study):
     flag = ContentFlag.objects.get()
     assert (flag.reason, flag.note) == ("identity", "Says it is Atlas")
     assert Task.objects.get().status == TaskStatus.LEASED
+
+
+def test_a_cycle_runs_a_fixed_number_of_queries(rater_api, study, django_assert_num_queries):
+    """Guards the hot path: a next-task and a vote each cost a known, small number of statements
+    (request auth excluded: the test client is force-authenticated)."""
+    with django_assert_num_queries(NEXT_QUERIES):
+        task_id = next_task(rater_api).json()["id"]
+    with django_assert_num_queries(VOTE_QUERIES):
+        rater_api.post(f"/api/v1/tasks/{task_id}/vote/", {"choice": "a"}, format="json")
