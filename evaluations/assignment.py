@@ -391,8 +391,9 @@ def _counters_add(task: Task, vote: Vote) -> None:
             else {"low_wins" if winner == low else "high_wins": F("low_wins" if winner == low else "high_wins") + 1}
         )
         PairStat.objects.filter(pk=stat_id).update(votes=F("votes") + 1, **wins)
-        for system_id in sorted((vote.system_a_id, vote.system_b_id)):  # type: ignore[type-var]
-            System.objects.filter(pk=system_id).update(votes_count=F("votes_count") + 1)
+        # One statement for both systems: PostgreSQL walks `id = ANY(...)` in ascending order, so the
+        # rows lock in the same order in every vote (no deadlock between concurrent votes).
+        System.objects.filter(pk__in=(vote.system_a_id, vote.system_b_id)).update(votes_count=F("votes_count") + 1)
     Study.objects.filter(pk=task.study_id).update(votes_count=F("votes_count") + 1)
 
 

@@ -21,7 +21,7 @@ SYSTEMS = {"atlas-7b": "Atlas Corp", "borealis-xl": "Borealis AI"}
 NEXT_QUERIES = (
     11  # profile, open lease, live studies, eligibility, savepoint, budget, pairs, slot, leases, insert, release
 )
-VOTE_QUERIES = 11  # profile, begin, task, update task, insert vote, 5 counters, commit
+VOTE_QUERIES = 10  # profile, begin, task, update task, insert vote, 4 counters, commit
 
 
 def approved_rater():
