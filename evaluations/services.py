@@ -381,11 +381,8 @@ def system_delete(*, system: System, actor: Actor) -> None:
         # Raters have been shown it (leases, skips, flags): that history stays.
         raise ConflictError(f"{system.name!r} has been shown to raters; it cannot be deleted.", code="system_in_use")
     audit_record(actor=actor, action="system.delete", target=system, organization=study.organization)
-    # Its responses, item pairs and pair totals go with it; nobody has voted on them.
-    ItemPair.objects.filter(pair_stat__in=PairStat.objects.filter(system_low=system)).delete()
-    ItemPair.objects.filter(pair_stat__in=PairStat.objects.filter(system_high=system)).delete()
-    PairStat.objects.filter(study=study, system_low=system).delete()
-    PairStat.objects.filter(study=study, system_high=system).delete()
+    # Nobody has voted on or seen it. Its responses go first (they protect the system) and take their
+    # item pairs with them; deleting the system takes its pair totals.
     Response.objects.filter(system=system).delete()
     system.delete()
 
