@@ -185,10 +185,28 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+from celery.schedules import crontab  # noqa: E402 (only the beat schedule needs it)
+
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Lapsed leases already return to the pool when they expire (assignment ignores them);
     # this marks them expired so the task list and progress pages say so.
     "evaluations-expire-lapsed-leases": {"task": "evaluations.tasks.leases_expire", "schedule": 60.0},
+    # Pay: pending pay past the review window becomes available; the fair-pay floor is topped up.
+    "payments-earnings-release": {"task": "payments.tasks.earnings_release_due", "schedule": 900.0},
+    "payments-floor-topups": {"task": "payments.tasks.floor_topups_run", "schedule": 3600.0},
+    # Stripe events deferred (waiting for an earlier event) or failed are handled again.
+    "payments-stripe-events-retry": {"task": "payments.tasks.stripe_events_retry", "schedule": 300.0},
+    # Rater payouts: the weekly batch, the retry of payouts whose next attempt is due, and the
+    # nightly comparison of the ledger with Stripe.
+    "payments-payout-batch-weekly": {
+        "task": "payments.tasks.payout_batch_run_scheduled",
+        "schedule": crontab(day_of_week="mon", hour=9, minute=0),
+    },
+    "payments-payouts-send-due": {"task": "payments.tasks.payouts_send_due", "schedule": 60.0},
+    "payments-reconciliation-daily": {
+        "task": "payments.tasks.reconciliation_run",
+        "schedule": crontab(hour=3, minute=0),
+    },
 }
 CELERY_TIMEZONE = "UTC"
 
@@ -238,6 +256,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # The Stripe SDK logs every request at INFO; our own code logs what matters about payments.
+    "loggers": {"stripe": {"level": "WARNING"}},
 }
 
 # --- Product settings ---------------------------------------------------------------------------
@@ -255,3 +275,32 @@ ITEMS_UPLOAD_MAX_BYTES = env_int("ITEMS_UPLOAD_MAX_BYTES", 50 * 1024 * 1024)
 ITEMS_LINE_MAX_BYTES = env_int("ITEMS_LINE_MAX_BYTES", 1024 * 1024)
 PAY_FLOOR_CENTS_PER_HOUR = env_int("PAY_FLOOR_CENTS_PER_HOUR", 1500)
 TASK_LEASE_SECONDS_DEFAULT = 600
+
+# --- Payments (ledger, pay rules, Stripe) --------------------------------------------------------
+# Pay is pending this long after a vote (quality review may hold or reject it), then available.
+PAY_REVIEW_WINDOW_HOURS = env_int("PAY_REVIEW_WINDOW_HOURS", 72)
+# The platform's fee on each task, in basis points of the rater's pay (a study may set its own).
+PLATFORM_FEE_BPS_DEFAULT = env_int("PLATFORM_FEE_BPS_DEFAULT", 2000)
+# Payout batches send each rater's available balance at or above this minimum as one transfer.
+PAYOUT_MINIMUM_CENTS = env_int("PAYOUT_MINIMUM_CENTS", 1000)
+# A study launches only with funds for this many tasks (or all it has left, if fewer).
+LAUNCH_FUNDED_TASKS_MIN = env_int("LAUNCH_FUNDED_TASKS_MIN", 10)
+BONUS_MAX_CENTS = env_int("BONUS_MAX_CENTS", 100_000)
+FUNDING_MIN_CENTS = 500
+FUNDING_MAX_CENTS = 10_000_000
+# Stripe: with no secret key the platform talks to the local sandbox (`manage.py stripe_sandbox`,
+# started by `make run`); with real keys it talks to Stripe and the sandbox stays off.
+STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY", "")
+STRIPE_SANDBOX_PORT = env_int("STRIPE_SANDBOX_PORT", 12111)
+STRIPE_API_BASE = env_str(
+    "STRIPE_API_BASE", "https://api.stripe.com" if STRIPE_SECRET_KEY else f"http://127.0.0.1:{STRIPE_SANDBOX_PORT}"
+)
+STRIPE_SECRET_KEY = STRIPE_SECRET_KEY or "sk_test_sandbox"
+STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET", "whsec_sandbox_platform")
+STRIPE_CONNECT_WEBHOOK_SECRET = env_str("STRIPE_CONNECT_WEBHOOK_SECRET", "whsec_sandbox_connect")
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = 300
+# Stripe's fee for a chargeback, used when a dispute event does not carry its balance transaction.
+STRIPE_DISPUTE_FEE_CENTS = env_int("STRIPE_DISPUTE_FEE_CENTS", 1500)
+STRIPE_TIMEOUT_SECONDS = env_int("STRIPE_TIMEOUT_SECONDS", 30)
+STRIPE_MAX_NETWORK_RETRIES = env_int("STRIPE_MAX_NETWORK_RETRIES", 2)
+STRIPE_CONNECT_COUNTRY = env_str("STRIPE_CONNECT_COUNTRY", "US")

@@ -59,7 +59,12 @@ class StudyOutput(serializers.ModelSerializer):
             "gold_rate",
             "lease_seconds",
             "budget_cents",
+            "pay_floor_cents_per_hour",
+            "platform_fee_bps",
+            "fee_per_task_cents",
+            "cost_per_task_cents",
             "status",
+            "paused_reason",
             "votes_count",
             "created_at",
             "launched_at",
@@ -86,6 +91,7 @@ class StudyInputSerializer(serializers.Serializer):
     gold_rate = serializers.FloatField(required=False, default=0.0)
     lease_seconds = serializers.IntegerField(required=False, default=600)
     budget_cents = serializers.IntegerField(required=False, default=0)
+    pay_floor_cents_per_hour = serializers.IntegerField(required=False, allow_null=True, default=None)
 
 
 def _study_input(data: dict[str, Any]) -> services.StudyInput:

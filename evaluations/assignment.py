@@ -44,6 +44,7 @@ from evaluations.models import (
 )
 from evaluations.services import requirements_of
 from payments.earnings import earning_record
+from payments.funds import affordable_tasks_by_funds, funds_lock, funds_watch
 
 # Below this many affordable tasks, leases in a study are taken one at a time under the
 # study's row lock so the budget is never overrun; above it they run in parallel.
@@ -123,16 +124,25 @@ def _has_open_slot(study: Study, rater: RaterProfile, now: datetime) -> bool:
 
 
 def _affordable_tasks(study: Study, now: datetime) -> int:
-    """How many more tasks the study's budget pays for, counting open leases as spent."""
+    """How many more tasks both the study's budget and the organization's prepaid funds pay
+    for, counting open leases as spent."""
     open_leases = Task.objects.filter(study=study, status=TaskStatus.LEASED, expires_at__gt=now).count()
-    return study.budget_cents // study.pay_per_task_cents - study.votes_count - open_leases
+    by_budget = study.budget_cents // study.pay_per_task_cents - study.votes_count - open_leases
+    if by_budget <= 0:
+        return by_budget
+    return min(by_budget, affordable_tasks_by_funds(study, now))
 
 
 def _lease_in_study(study: Study, rater: RaterProfile, now: datetime, rng: random.Random) -> Task | None:
     affordable = _affordable_tasks(study, now)
     if affordable < BUDGET_LOCK_MARGIN:
+        # Near the end of the budget or the funds, leases are taken one at a time: the study's
+        # row serializes its raters, the organization's funds account serializes its studies.
         study = Study.objects.select_for_update().get(pk=study.pk)
+        funds_lock(organization_id=study.organization_id, currency=study.currency)
         if study.status != StudyStatus.LIVE or _affordable_tasks(study, now) <= 0:
+            if study.status == StudyStatus.LIVE:
+                funds_watch(organization_id=study.organization_id)
             return None
     if study.gold_rate and rng.random() < study.gold_rate:
         task = _lease_gold(study, rater, now, rng)
@@ -345,6 +355,7 @@ def vote_submit(
         raise ConflictError("You already voted on this task.", code="already_voted")
     _check_open(task, now)
     vote = _vote_create(task, data, now)
+    vote.rater = rater  # already loaded: paying the vote needs the rater's user id
     _counters_add(task, vote)
     earning_record(vote=vote)
     return vote, True

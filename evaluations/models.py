@@ -44,6 +44,14 @@ class Choice(models.TextChoices):
     BOTH_BAD = "both_bad", "Both are bad"
 
 
+def _platform_fee_default() -> int:
+    return settings.PLATFORM_FEE_BPS_DEFAULT
+
+
+def _pay_floor_default() -> int:
+    return settings.PAY_FLOOR_CENTS_PER_HOUR
+
+
 class Study(models.Model):
     organization = models.ForeignKey("accounts.Organization", on_delete=models.PROTECT, related_name="studies")
     name = models.CharField(max_length=200)
@@ -63,7 +71,17 @@ class Study(models.Model):
     budget_cents = models.PositiveBigIntegerField(
         default=0, help_text="The most the client will spend on votes; no task is handed out beyond it."
     )
+    platform_fee_bps = models.PositiveIntegerField(
+        default=_platform_fee_default, help_text="The platform's fee on each task, in basis points of the pay."
+    )
+    pay_floor_cents_per_hour = models.PositiveIntegerField(
+        default=_pay_floor_default,
+        help_text="Nobody's effective hourly rate on this study stays below this: top-ups make up the difference.",
+    )
     status = models.CharField(max_length=16, choices=StudyStatus.choices, default=StudyStatus.DRAFT)
+    paused_reason = models.CharField(
+        max_length=16, blank=True, help_text='Why the platform paused it ("funds"); empty when a person did.'
+    )
     votes_count = models.PositiveIntegerField(default=0)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -78,6 +96,16 @@ class Study(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def fee_per_task_cents(self) -> int:
+        """The platform fee on one task, rounded down (in the client's favour)."""
+        return self.pay_per_task_cents * self.platform_fee_bps // 10_000
+
+    @property
+    def cost_per_task_cents(self) -> int:
+        """What one task costs the client: the rater's pay plus the platform fee."""
+        return self.pay_per_task_cents + self.fee_per_task_cents
 
     @property
     def criterion_names(self) -> list[str]:

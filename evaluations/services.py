@@ -26,6 +26,7 @@ from evaluations import sampling
 from evaluations.item_import import ItemRow, detect_format, parse_items
 from evaluations.markdown import render_turns
 from evaluations.models import Item, ItemPair, PairStat, Response, Study, StudyStatus, System, Task, Vote
+from payments.funds import launch_funding_problem
 
 COUNTRY_CODE = re.compile(r"^[A-Z]{2}$")
 LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
@@ -52,6 +53,8 @@ class StudyInput:
     gold_rate: float = 0.0
     lease_seconds: int = settings.TASK_LEASE_SECONDS_DEFAULT
     budget_cents: int = 0
+    # The study's fair-pay floor; None takes the platform's. A study may only raise it.
+    pay_floor_cents_per_hour: int | None = None
 
 
 def _check_criteria(criteria: Any, errors: dict[str, list[str]]) -> None:
@@ -117,6 +120,9 @@ def _check_requirements(requirements: Any, errors: dict[str, list[str]]) -> None
         errors["requirements"] = problems
 
 
+MAX_FLOOR_CENTS_PER_HOUR = 100_000
+
+
 def implied_hourly_cents(pay_per_task_cents: int, est_seconds_per_task: int) -> int:
     return round(pay_per_task_cents * 3600 / max(est_seconds_per_task, 1))
 
@@ -137,12 +143,19 @@ def _validated(data: StudyInput) -> dict[str, list[str]]:
         errors["est_seconds_per_task"] = ["Estimate between 5 seconds and an hour per task."]
     elif data.pay_per_task_cents >= 1:
         hourly = implied_hourly_cents(data.pay_per_task_cents, data.est_seconds_per_task)
-        floor = settings.PAY_FLOOR_CENTS_PER_HOUR
+        floor = _floor_of(data)
+        whose = "the platform's" if data.pay_floor_cents_per_hour is None else "the study's"
         if data.pay_per_task_cents * 3600 < floor * data.est_seconds_per_task:  # exact: rounding must not pass
             errors["pay_per_task_cents"] = [
-                f"At {data.est_seconds_per_task} s per task this pays ${hourly / 100:.2f}/h; the platform's floor is "
+                f"At {data.est_seconds_per_task} s per task this pays ${hourly / 100:.2f}/h; {whose} floor is "
                 f"${floor / 100:.2f}/h. Pay at least {-(-floor * data.est_seconds_per_task // 3600)} cents per task."
             ]
+    if data.pay_floor_cents_per_hour is not None and not (
+        settings.PAY_FLOOR_CENTS_PER_HOUR <= data.pay_floor_cents_per_hour <= MAX_FLOOR_CENTS_PER_HOUR
+    ):
+        errors["pay_floor_cents_per_hour"] = [
+            f"From the platform's floor ({settings.PAY_FLOOR_CENTS_PER_HOUR} cents/h) to {MAX_FLOOR_CENTS_PER_HOUR}."
+        ]
     if data.sampling not in sampling.POLICIES:
         errors["sampling"] = [f"Choose one of {', '.join(sampling.POLICIES)}."]
     if not 0 <= data.gold_rate <= MAX_GOLD_RATE:
@@ -152,6 +165,10 @@ def _validated(data: StudyInput) -> dict[str, list[str]]:
     if data.budget_cents < 0:
         errors["budget_cents"] = ["A budget cannot be negative."]
     return errors
+
+
+def _floor_of(data: StudyInput) -> int:
+    return max(data.pay_floor_cents_per_hour or 0, settings.PAY_FLOOR_CENTS_PER_HOUR)
 
 
 def _study_fields(data: StudyInput) -> dict[str, Any]:
@@ -169,6 +186,7 @@ def _study_fields(data: StudyInput) -> dict[str, Any]:
         "gold_rate": data.gold_rate,
         "lease_seconds": data.lease_seconds,
         "budget_cents": data.budget_cents,
+        "pay_floor_cents_per_hour": _floor_of(data),
     }
 
 
@@ -242,7 +260,7 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
 }
 
 
-def _transition(*, study: Study, actor: Actor, name: str, reason: str = "") -> Study:
+def _transition(*, study: Study, actor: Actor, name: str, reason: str = "", paused_reason: str = "") -> Study:
     study = Study.objects.select_for_update().get(pk=study.pk)
     allowed, target = TRANSITIONS[name]
     if study.status not in allowed:
@@ -254,7 +272,8 @@ def _transition(*, study: Study, actor: Actor, name: str, reason: str = "") -> S
         study.launched_at = now
     if name == "complete":
         study.completed_at = now
-    study.save(update_fields=["status", "launched_at", "completed_at"])
+    study.paused_reason = paused_reason if name == "pause" else ""
+    study.save(update_fields=["status", "launched_at", "completed_at", "paused_reason"])
     data = {"from": before, "to": target}
     if reason:
         data["reason"] = reason
@@ -272,7 +291,10 @@ def launch_problems(study: Study) -> list[str]:
     if study.gold_rate > 0 and not ItemPair.objects.filter(study=study, is_gold=True).exists():
         problems.append("The gold rate is above 0 but no gold items are uploaded.")
     if study.budget_cents < study.pay_per_task_cents:
-        problems.append("Fund the study: its budget does not cover one task.")
+        problems.append("Set a budget: it does not cover one task.")
+    funding = launch_funding_problem(study)
+    if funding:
+        problems.append(funding)
     return problems
 
 
@@ -285,8 +307,10 @@ def study_launch(*, study: Study, actor: Actor) -> Study:
 
 
 @transaction.atomic
-def study_pause(*, study: Study, actor: Actor, reason: str = "") -> Study:
-    return _transition(study=study, actor=actor, name="pause", reason=reason)
+def study_pause(*, study: Study, actor: Actor, reason: str = "", paused_reason: str = "") -> Study:
+    """Pause a live study. `paused_reason` is set when the platform pauses it ("funds"), so that
+    it can resume it by itself once the cause is gone."""
+    return _transition(study=study, actor=actor, name="pause", reason=reason, paused_reason=paused_reason)
 
 
 @transaction.atomic

@@ -23,6 +23,7 @@ from evaluations import services
 from evaluations.models import Task, TaskStatus, Vote
 from tests.conftest import SERVICES_REQUIRED
 from tests.factories import PASSWORD, MembershipFactory, UserFactory
+from tests.money import fund
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -99,6 +100,7 @@ def rater_with_work() -> str:
         for n in range(3)
     ]
     services.items_upload(study=study, actor=owner, data="\n".join(map(json.dumps, lines)).encode())
+    fund(study.organization_id, 10_000)
     services.study_launch(study=study, actor=owner)
     user = UserFactory(account_type=AccountType.RATER, email="browser-rater@example.com")
     profile = RaterProfile.objects.create(user=user, status=ApplicationStatus.APPROVED)

@@ -169,13 +169,25 @@ def upload(owner) -> Callable[..., services.ItemsUploaded]:
 def make_live_study(make_study, add_systems, upload, owner) -> Callable[..., Study]:
     """A launched study: systems registered, `items` ordinary and `gold` gold items uploaded."""
 
-    def make(*, systems: Sequence[str] = SYSTEMS, items: int = 3, gold: int = 0, **overrides: Any) -> Study:
+    def make(
+        *,
+        systems: Sequence[str] = SYSTEMS,
+        items: int = 3,
+        gold: int = 0,
+        funds_cents: int = 10_000_000,
+        **overrides: Any,
+    ) -> Study:
         study = make_study(**overrides)
+        if funds_cents:
+            fund(study.organization_id, funds_cents, currency=study.currency)
         add_systems(study, systems)
         upload(study, items_jsonl(items, systems, gold=gold))
         return services.study_launch(study=study, actor=owner)
 
     return make
+
+
+from tests.money import fund  # noqa: E402
 
 
 def cast_vote(rater: RaterProfile, choice: str = "a", **kwargs: Any) -> Vote:

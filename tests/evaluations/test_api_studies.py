@@ -8,6 +8,7 @@ import pytest
 
 from crowdplatform.core.models import AuditEvent
 from evaluations.models import Item, ItemPair, Study, StudyStatus, System
+from tests.money import fund
 
 pytestmark = pytest.mark.django_db
 
@@ -97,6 +98,7 @@ def test_full_flow_create_fill_launch_watch(client_api, study_id):
     assert response.status_code == 201
     assert response.json() == {"created": 2, "gold": 0, "item_pairs": 6}
 
+    fund(Study.objects.get(pk=study_id).organization_id, 10_000_000)
     response = client_api.post(f"/api/v1/studies/{study_id}/launch/")
     assert response.status_code == 200
     assert response.json()["status"] == "live"

@@ -14,14 +14,18 @@ from crowdplatform.raters.models import ApplicationStatus, RaterLanguage, RaterP
 from evaluations import services
 from evaluations.models import ContentFlag, Task, TaskStatus, Vote
 from tests.factories import UserFactory
+from tests.money import fund
 
 pytestmark = pytest.mark.django_db
 
 SYSTEMS = {"atlas-7b": "Atlas Corp", "borealis-xl": "Borealis AI"}
-NEXT_QUERIES = (
-    11  # profile, open lease, live studies, eligibility, savepoint, budget, pairs, slot, leases, insert, release
-)
-VOTE_QUERIES = 10  # profile, begin, task, update task, insert vote, 4 counters, commit
+# profile, open lease, live studies, eligibility, savepoint, budget, funds balance, funds committed to open
+# leases, pairs, slot, leases, insert, release
+NEXT_QUERIES = 13
+# profile, begin, task, update task, insert vote, 4 counters; the pay posting: reference check, savepoint,
+# lock accounts, create the rater's new pending account and lock it (first vote only), insert transaction,
+# insert entries, update balances, release; insert earning; commit
+VOTE_QUERIES = 20
 
 
 def approved_rater():
@@ -62,6 +66,7 @@ def study(organization, owner):
         for n in range(3)
     ]
     services.items_upload(study=study, actor=owner, data="\n".join(json.dumps(line) for line in lines).encode())
+    fund(organization.id, 10_000_000)
     return services.study_launch(study=study, actor=owner)
 
 

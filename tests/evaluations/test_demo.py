@@ -24,6 +24,7 @@ from evaluations.demo import (
     demo_study_ensure,
 )
 from evaluations.models import Item, ItemPair, Response, Study, StudyStatus, System, Task, Vote
+from tests.money import fund
 
 pytestmark = pytest.mark.django_db
 
@@ -35,7 +36,9 @@ def demo_client():
     """The demo accounts (client organization, staff reviewer, rater1): what seed_demo makes first."""
     demo_accounts_ensure({})
     owner = User.objects.get(email=CLIENT_EMAIL)
-    return Organization.objects.get(memberships__user=owner), owner
+    organization = Organization.objects.get(memberships__user=owner)
+    fund(organization.pk, 100_000)  # seed_demo funds it through Stripe Checkout (tests/core/test_seed_demo.py)
+    return organization, owner
 
 
 def votes_by_kind(study: Study) -> dict[str, list[Vote]]:

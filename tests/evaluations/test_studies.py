@@ -14,6 +14,7 @@ from crowdplatform.raters.models import ExpertiseDomain, QualificationTest
 from evaluations import services
 from evaluations.models import Study, StudyStatus
 from tests.evaluations.conftest import CRITERIA, items_jsonl, snapshot, study_input
+from tests.money import fund
 
 pytestmark = pytest.mark.django_db
 
@@ -315,6 +316,7 @@ def test_the_whole_life_of_a_study(make_study, add_systems, upload, owner):
     study = make_study()
     add_systems(study)
     upload(study, items_jsonl(2))
+    fund(study.organization_id, 10_000_000)
     study = services.study_launch(study=study, actor=owner)
     assert study.status == StudyStatus.LIVE
     assert study.launched_at is not None
@@ -409,7 +411,9 @@ def test_launch_problems_name_everything_missing(make_study, owner):
         "Register at least two systems.",
         "Upload items with responses from at least two systems.",
         "The gold rate is above 0 but no gold items are uploaded.",
-        "Fund the study: its budget does not cover one task.",
+        "Set a budget: it does not cover one task.",
+        "Add funds: the organization's prepaid funds must cover the study's next task (0.30 USD including the "
+        "platform fee).",
     ]
     before = snapshot()
     with pytest.raises(ApplicationError) as error:
@@ -419,7 +423,9 @@ def test_launch_problems_name_everything_missing(make_study, owner):
         "The study cannot launch yet: Register at least two systems. "
         "Upload items with responses from at least two systems. "
         "The gold rate is above 0 but no gold items are uploaded. "
-        "Fund the study: its budget does not cover one task."
+        "Set a budget: it does not cover one task. "
+        "Add funds: the organization's prepaid funds must cover the study's next task (0.30 USD including the "
+        "platform fee)."
     )
     assert snapshot() == before
 
@@ -432,10 +438,13 @@ def test_launch_problems_go_away_one_by_one(make_study, add_systems, upload, own
     upload(study, items_jsonl(1))
     assert services.launch_problems(study) == [
         "The gold rate is above 0 but no gold items are uploaded.",
-        "Fund the study: its budget does not cover one task.",
+        "Set a budget: it does not cover one task.",
+        "Add funds: the organization's prepaid funds must cover the study's next task (0.30 USD including the "
+        "platform fee).",
     ]
     upload(study, items_jsonl(0, start=5, gold=1))
     services.study_budget_set(study=study, actor=owner, budget_cents=25)
+    fund(study.organization_id, 1_000)
     study.refresh_from_db()
     assert services.launch_problems(study) == []
     assert services.study_launch(study=study, actor=owner).status == StudyStatus.LIVE
@@ -445,6 +454,7 @@ def test_gold_items_alone_do_not_make_a_study_ready(make_study, add_systems, upl
     study = make_study()
     add_systems(study)
     upload(study, items_jsonl(0, gold=2))
+    fund(study.organization_id, 10_000)
     assert services.launch_problems(study) == ["Upload items with responses from at least two systems."]
 
 

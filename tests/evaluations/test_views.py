@@ -12,6 +12,7 @@ from crowdplatform.raters.models import ApplicationStatus, RaterLanguage, RaterP
 from evaluations import services
 from evaluations.models import ContentFlag, Item, Study, StudyStatus, System, Task, TaskStatus, Vote
 from tests.factories import UserFactory
+from tests.money import fund
 
 pytestmark = pytest.mark.django_db
 
@@ -58,6 +59,7 @@ def live_study(organization, owner):
         "responses": {s: f"**Use** `sorted()` ({n})" for n, s in enumerate(SYSTEMS)},
     }
     services.items_upload(study=study, actor=owner, data=json.dumps(line).encode())
+    fund(study.organization_id, 10_000_000)
     return services.study_launch(study=study, actor=owner)
 
 

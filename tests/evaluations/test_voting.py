@@ -23,6 +23,7 @@ from tests.evaluations.conftest import (
     snapshot,
     stored_counters,
 )
+from tests.money import fund
 
 pytestmark = pytest.mark.django_db
 
@@ -118,6 +119,7 @@ def test_wins_follow_the_systems_not_the_order_of_responses_in_the_upload(
     add_systems(study)
     # sys-b's response comes first, so it is the item pair's low response though sys-a has the lower id.
     upload(study, jsonl([{"prompt_id": "p", "prompt": "Q?", "responses": {"sys-b": "B", "sys-a": "A"}}]))
+    fund(study.organization_id, 10_000_000)
     services.study_launch(study=study, actor=owner)
     task = task_next(rater=rater_profile, rng=NO_SWAP)
     assert task.response_a.system.name == "sys-b"
@@ -338,6 +340,7 @@ def test_gold_votes_are_graded(
     study = make_study(gold_rate=0.5)
     add_systems(study)
     upload(study, jsonl([item_line(0), gold_line(1, answer)]))
+    fund(study.organization_id, 10_000_000)
     services.study_launch(study=study, actor=owner)
     task = task_next(rater=rater_profile, rng=GOLD_PICK)
     assert task.is_gold
