@@ -183,6 +183,8 @@ urlpatterns = [
     path("client/", include(client_urls)),
     path("rater/", include(rater_urls)),
     path("staff/", include(staff_urls)),
+    # Payments: webhooks under /payments/, and the money pages under /rater/, /client/ and /staff/.
+    path("", include("payments.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

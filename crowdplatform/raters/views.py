@@ -44,6 +44,7 @@ from crowdplatform.raters.models import (
 )
 from crowdplatform.raters.selectors import ApplicationFilters, campaign_funnel, rater_applications
 from evaluations.selectors import rater_task_counts
+from payments.selectors import rater_money
 
 
 def _own_profile(request: HttpRequest) -> RaterProfile:
@@ -61,6 +62,7 @@ def rater_home(request: HttpRequest) -> HttpResponse:
         "attempts": profile.attempts.select_related("test")[:20],
         "now": timezone.now(),
         "tally": rater_task_counts(profile.pk),
+        "money": rater_money(rater=request.user),
     }
     return render(request, "raters/home.html", context)
 
