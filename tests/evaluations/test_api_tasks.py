@@ -22,10 +22,10 @@ SYSTEMS = {"atlas-7b": "Atlas Corp", "borealis-xl": "Borealis AI"}
 # profile, open lease, live studies, eligibility, savepoint, budget, funds balance, funds committed to open
 # leases, pairs, slot, leases, insert, release
 NEXT_QUERIES = 13
-# profile, begin, task, update task, insert vote, 4 counters; the pay posting: reference check, savepoint,
-# lock accounts, create the rater's new pending account and lock it (first vote only), insert transaction,
-# insert entries, update balances, release; insert earning; commit
-VOTE_QUERIES = 20
+# profile, begin, task, update task, insert vote, 4 counters; the pay posting: savepoint, lock accounts,
+# create the rater's new pending account and lock it (first vote only), insert transaction, insert
+# entries, update balances, release; insert earning; commit
+VOTE_QUERIES = 19
 
 
 def approved_rater():
