@@ -10,6 +10,13 @@ from django.core.management.base import BaseCommand, CommandParser
 from crowdplatform.accounts.demo import demo_accounts_ensure
 from crowdplatform.accounts.models import Organization, User
 from evaluations.demo import demo_study_ensure, demo_study_summary
+from payments.demo import (
+    demo_funding_ensure,
+    demo_money_summary,
+    demo_payouts_ensure,
+    sandbox_session,
+    uses_real_stripe,
+)
 
 
 class Command(BaseCommand):
@@ -28,12 +35,19 @@ class Command(BaseCommand):
         if credentials is not None:
             _write_private_json(credentials, result)
         self.stdout.write(_describe(result))
-        study = demo_study_ensure(
-            organization=Organization.objects.get(pk=result["client"]["organization_id"]),
-            owner=User.objects.get(email=result["client"]["email"]),
-            votes=settings.DEMO_STUDY_VOTES,
-        )
+        if uses_real_stripe():
+            self.stdout.write("Real Stripe keys are configured: the demo study and its money flow are skipped.")
+            return
+        organization = Organization.objects.get(pk=result["client"]["organization_id"])
+        owner = User.objects.get(email=result["client"]["email"])
+        # The money moves through Stripe (the sandbox): the client funds its organization through
+        # Checkout before the study launches; after the crowd's votes, one payout batch pays them.
+        with sandbox_session() as sandbox:
+            demo_funding_ensure(organization=organization, owner=owner, sandbox=sandbox)
+            study = demo_study_ensure(organization=organization, owner=owner, votes=settings.DEMO_STUDY_VOTES)
+            demo_payouts_ensure(study=study, sandbox=sandbox)
         self.stdout.write(demo_study_summary(study))
+        self.stdout.write(demo_money_summary(organization=organization))
 
 
 def _read_json(path: Path) -> dict[str, Any]:
