@@ -7,7 +7,6 @@ Each thread has its own connection and closes it when done.
 from __future__ import annotations
 
 import random
-import threading
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +17,7 @@ from django.db import connection
 from evaluations.assignment import VoteInput, task_next, vote_submit
 from evaluations.models import ItemPair, Study, Task, TaskStatus, Vote
 from tests.evaluations.conftest import PAY, counters_from_votes, stored_counters
+from tests.threads import run_at_once
 
 pytestmark = [
     pytest.mark.skipif(
@@ -28,32 +28,6 @@ pytestmark = [
 ]
 
 THREADS = 24
-
-
-def run_at_once(calls: list[Callable[[], Any]]) -> list[Any]:
-    """Run every call in its own thread, released together; re-raise the first error."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-    errors: list[BaseException] = []
-
-    def run(index: int, call: Callable[[], Any]) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results[index] = call()
-        except BaseException as error:  # reported to the test below
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(n, call)) for n, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a thread hung (deadlock?)"
-    if errors:
-        raise errors[0]
-    return results
 
 
 def lease_for(rater, seed: int) -> Callable[[], Any]:

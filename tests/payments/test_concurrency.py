@@ -9,7 +9,7 @@ from django.db import connection
 from evaluations.assignment import VoteInput, task_next, vote_submit
 from payments import earnings, ledger
 from payments.models import Earning
-from tests.evaluations.test_concurrency import run_at_once
+from tests.threads import run_at_once
 
 pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL: row locks across connections"),

@@ -17,7 +17,6 @@ by many postings at once while a batch is created.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -42,6 +41,7 @@ from tests.payments.test_payouts import (
     stripe_balance_in_ledger,
     transfers_at_stripe,
 )
+from tests.threads import run_at_once
 
 # The fixture, bound here so these tests don't depend on conftest (an import would trip F811).
 stripe_sandbox = sandbox_fixtures.stripe_sandbox
@@ -243,32 +243,6 @@ concurrent = (
     ),
     pytest.mark.django_db(transaction=True),
 )
-
-
-def run_at_once(calls: list[Callable[[], Any]]) -> list[Any]:
-    """Run every call in its own thread (own connection), released together; re-raise the first error."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-    errors: list[BaseException] = []
-
-    def run(index: int, call: Callable[[], Any]) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results[index] = call()
-        except BaseException as error:  # reported to the test below
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(n, call)) for n, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a thread hung (deadlock?)"
-    if errors:
-        raise errors[0]
-    return results
 
 
 @pytest.mark.parametrize("batches", [2, 6])

@@ -31,7 +31,6 @@ from payments.webhooks import (
     events_sync,
     webhook_receive,
 )
-from tests.evaluations.test_concurrency import run_at_once
 from tests.payments.webhook_delivery import (
     deliver,
     deliver_all,
@@ -41,6 +40,7 @@ from tests.payments.webhook_delivery import (
     refund_create,
     stripe_platform_balance,
 )
+from tests.threads import run_at_once
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
