@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "crowdplatform.raters",
     "evaluations",
     "payments",
+    "crowdplatform.quality",
 ]
 
 MIDDLEWARE = [
@@ -304,3 +305,21 @@ STRIPE_DISPUTE_FEE_CENTS = env_int("STRIPE_DISPUTE_FEE_CENTS", 1500)
 STRIPE_TIMEOUT_SECONDS = env_int("STRIPE_TIMEOUT_SECONDS", 30)
 STRIPE_MAX_NETWORK_RETRIES = env_int("STRIPE_MAX_NETWORK_RETRIES", 2)
 STRIPE_CONNECT_COUNTRY = env_str("STRIPE_CONNECT_COUNTRY", "US")
+
+# --- Quality (crowdplatform/quality) -------------------------------------------------------------
+# Platform defaults for the quality rules; a study overrides any of them in `Study.quality_rules`
+# (same keys). "mode": "auto" acts at once; "propose" puts the action in the staff review queue.
+QUALITY_RULES_DEFAULT: dict[str, dict[str, object]] = {
+    # Toloka's example, Prolific's "fair attention checks": at least 10 gold tasks, under 60% right.
+    "gold_accuracy": {"min_gold": 10, "below": 0.6, "actions": ["pause", "hold_pay"], "mode": "auto"},
+    # Prolific's only speed rule: more than 3 SD below the study's mean time. Warn first, then exclude.
+    "too_fast": {"sd": 3.0, "min_fast": 3, "actions": ["warn"], "repeat_actions": ["exclude_votes"], "mode": "auto"},
+    # "A" chosen far more (or less) than half the time: a two-sided binomial test.
+    "position_bias": {"min_votes": 30, "p_below": 0.001, "actions": ["warn"], "mode": "propose"},
+    # The same answer many times in a row.
+    "straight_lining": {"run_at_least": 15, "actions": ["warn"], "mode": "propose"},
+    # Rarely agreeing with the other raters of the same item pairs (never acted on alone: an expert
+    # may disagree with a careless majority, so staff look first).
+    "low_agreement": {"min_votes": 30, "below": 0.3, "actions": ["warn"], "mode": "propose"},
+}
+QUALITY_REFRESH_SECONDS = env_int("QUALITY_REFRESH_SECONDS", 300)

@@ -79,6 +79,9 @@ class Study(models.Model):
         help_text="Nobody's effective hourly rate on this study stays below this: top-ups make up the difference.",
     )
     status = models.CharField(max_length=16, choices=StudyStatus.choices, default=StudyStatus.DRAFT)
+    quality_rules = models.JSONField(
+        default=dict, blank=True, help_text="Overrides of the platform's quality rules (QUALITY_RULES_DEFAULT)."
+    )
     paused_reason = models.CharField(
         max_length=16, blank=True, help_text='Why the platform paused it ("funds"); empty when a person did.'
     )
