@@ -208,6 +208,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "payments.tasks.reconciliation_run",
         "schedule": crontab(hour=3, minute=0),
     },
+    # Quality signals: an incremental refresh (a full one every few hours), then the rules on the
+    # raters whose signals changed. Every QUALITY_REFRESH_SECONDS (the setting below; read here too).
+    "quality-refresh": {
+        "task": "crowdplatform.quality.tasks.quality_refresh",
+        "schedule": float(env_int("QUALITY_REFRESH_SECONDS", 300)),
+    },
 }
 CELERY_TIMEZONE = "UTC"
 

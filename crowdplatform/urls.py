@@ -185,6 +185,7 @@ urlpatterns = [
     path("staff/", include(staff_urls)),
     # Payments: webhooks under /payments/, and the money pages under /rater/, /client/ and /staff/.
     path("", include("payments.urls")),
+    path("", include("crowdplatform.quality.urls")),  # /staff/quality/ and /rater/quality/
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

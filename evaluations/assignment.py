@@ -25,6 +25,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from crowdplatform.core.errors import ApplicationError, ConflictError
+from crowdplatform.quality.models import RaterStudyPause
 from crowdplatform.raters.eligibility import rater_is_eligible
 from crowdplatform.raters.models import RaterProfile
 from evaluations import sampling
@@ -104,7 +105,13 @@ def _open_lease(rater: RaterProfile, now: datetime) -> Task | None:
 
 
 def _studies_open_to(rater: RaterProfile, *, only: Study | None, at: datetime) -> list[Study]:
-    studies = Study.objects.filter(status=StudyStatus.LIVE).order_by("launched_at", "id")
+    studies = (
+        Study.objects.filter(status=StudyStatus.LIVE)
+        # A rater paused on a study by quality review gets no new task there (a lease they already
+        # hold stays theirs to finish). A subquery of the same statement: no extra query.
+        .exclude(Exists(RaterStudyPause.objects.filter(rater=rater, study=OuterRef("pk"), lifted_at__isnull=True)))
+        .order_by("launched_at", "id")
+    )
     if only is not None:
         studies = studies.filter(pk=only.pk)
     return [study for study in studies if rater_is_eligible(rater, requirements_of(study), at=at)]

@@ -41,6 +41,11 @@ from evaluations.assignment import VoteInput, task_next, task_skip, vote_submit
 from evaluations.models import Choice, Response, SkipReason, Study, Task, Vote
 
 DEMO_STUDY_NAME = "Coding help — helpfulness (demo)"
+DEMO_QUALITY_RULES = {
+    "gold_accuracy": {"min_gold": 4},
+    "too_fast": {"sd": 2.0},
+    "low_agreement": {"min_votes": 20, "below": 0.45},
+}
 SEED = 20240917
 PROMPTS = 200
 DAYS = 7
@@ -998,6 +1003,12 @@ def demo_study_ensure(*, organization: Organization, owner: User, votes: int = 1
         services.system_register(
             study=study, actor=owner, name=system.name, provider=system.provider, notes=system.notes
         )
+    # The demo study's own thresholds, for its scale: it has 10 gold items (a rater sees about 4), so
+    # the gold rule looks at 4 answers; times vary widely (careful raters take 40-120 s), so "too fast"
+    # is 2 robust SDs below the typical log-time rather than 3; agreement is proposed below 45%.
+    from crowdplatform.quality.services import study_quality_rules_set
+
+    study_quality_rules_set(study=study, rules=DEMO_QUALITY_RULES, actor=owner)
     items = demo_items(content_rng)
     services.items_upload(study=study, actor=owner, data=items.jsonl, filename="coding-help-demo.jsonl")
     study = services.study_launch(study=study, actor=owner)

@@ -84,8 +84,10 @@ class StudySignal(models.Model):
     gold_accuracy_histogram = models.JSONField(default=list, blank=True, help_text="Raters per accuracy band.")
     flags = models.PositiveIntegerField(default=0)
     excluded = models.JSONField(default=dict, blank=True, help_text="Excluded votes by reason.")
-    speed_mean_seconds = models.FloatField(null=True, blank=True)
-    speed_sd_seconds = models.FloatField(null=True, blank=True)
+    # Task times are skewed, so speed is judged on log-seconds: the typical time is exp(median log s),
+    # the spread a robust SD of log-seconds (1.4826 x MAD); see quality.signals.speed_threshold.
+    speed_typical_seconds = models.FloatField(null=True, blank=True)
+    speed_log_sd = models.FloatField(null=True, blank=True)
     # The newest vote the signals include: an incremental refresh starts after it.
     watermark_vote_id = models.BigIntegerField(default=0)
     refreshed_at = models.DateTimeField(null=True, blank=True)

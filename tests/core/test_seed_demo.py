@@ -56,8 +56,8 @@ def test_seed_demo_creates_the_demo_and_writes_credentials(tmp_path):
         "memberships": 1,
         "api_keys": 1,
         "rater_profiles": 46,
-        # The accounts' 250, plus the demo's money: the funding, the study, and Connect and payouts.
-        "audit_events": 330,
+        # The accounts' 250, plus the demo study (its quality rules too), the funding, Connect and payouts.
+        "audit_events": 331,
     }
     # Every application status, and a 10-item test that one demo rater passed and another failed.
     statuses = dict(RaterProfile.objects.exclude(user__email__startswith="crowd").values_list("user__email", "status"))

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.django_db
 
 SYSTEMS = {"atlas-7b": "Atlas Corp", "borealis-xl": "Borealis AI"}
 # profile, open lease, live studies, eligibility, savepoint, budget, funds balance, funds committed to open
-# leases, pairs, slot, leases, insert, release
+# leases, pairs, slot, leases, insert, release. (The quality pause check — no task in a study the rater
+# is paused on — is a NOT EXISTS subquery inside the live-studies query: no query of its own.)
 NEXT_QUERIES = 13
 # profile, begin, task, update task, insert vote, 4 counters; the pay posting: savepoint, lock accounts,
 # create the rater's new pending account and lock it (first vote only), insert transaction, insert

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from crowdplatform.accounts.demo import demo_accounts_ensure
 from crowdplatform.accounts.models import Organization, User
+from crowdplatform.quality.demo import demo_quality_ensure
 from evaluations.demo import demo_study_ensure, demo_study_summary
 from payments.demo import (
     demo_funding_ensure,
@@ -45,7 +46,11 @@ class Command(BaseCommand):
         with sandbox_session() as sandbox:
             demo_funding_ensure(organization=organization, owner=owner, sandbox=sandbox)
             study = demo_study_ensure(organization=organization, owner=owner, votes=settings.DEMO_STUDY_VOTES)
+            # Quality before pay: the rules hold the pending pay of raters they pause, so the payout
+            # batch leaves it out; the review queue then shows the demo crowd's bad raters.
+            quality = demo_quality_ensure()
             demo_payouts_ensure(study=study, sandbox=sandbox)
+        self.stdout.write(quality)
         self.stdout.write(demo_study_summary(study))
         self.stdout.write(demo_money_summary(organization=organization))
 
