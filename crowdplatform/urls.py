@@ -58,6 +58,7 @@ api_v1 = [
     ),
     path("studies/<int:study_id>/items/", evaluations_api.ItemListUploadApi.as_view(), name="item-list"),
     path("studies/<int:study_id>/progress/", evaluations_api.StudyProgressApi.as_view(), name="study-progress"),
+    path("studies/<int:study_id>/quality/", evaluations_api.StudyQualityApi.as_view(), name="study-quality"),
     path(
         "studies/<int:study_id>/sampling-report/",
         evaluations_api.SamplingReportApi.as_view(),

@@ -339,6 +339,19 @@ class StudyProgressApi(APIView):
         return Response(selectors.study_progress(study_for(request.user, study_id)).as_dict())
 
 
+class StudyQualityApi(APIView):
+    @extend_schema(
+        responses=OpenApiResponse(
+            description="Krippendorff's alpha (overall and per criterion) with its meaning, gold accuracy across "
+            "raters (raters per 10% band), flags, excluded votes by reason, the typical time per vote."
+        )
+    )
+    def get(self, request: Request, study_id: int) -> Response:
+        from crowdplatform.quality.selectors import study_quality
+
+        return Response(study_quality(study=study_for(request.user, study_id)))
+
+
 class SamplingReportApi(APIView):
     @extend_schema(responses=OpenApiResponse(description="Battles, votes and sampling share per system and per day."))
     def get(self, request: Request, study_id: int) -> Response:

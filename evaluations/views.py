@@ -16,6 +16,7 @@ from crowdplatform.accounts.access import CLIENT_AREA, RATER_AREA, area_required
 from crowdplatform.accounts.models import Organization
 from crowdplatform.core.errors import ApplicationError
 from crowdplatform.core.forms import form_add_application_error
+from crowdplatform.quality.selectors import study_quality
 from evaluations import assignment, selectors, services
 from evaluations.access import rater_profile_of, study_for
 from evaluations.forms import BudgetForm, FlagForm, ItemsUploadForm, SkipForm, StudyForm, SystemForm
@@ -94,6 +95,7 @@ def _detail_context(request: HttpRequest, organization: Organization, study: Stu
         "system_form": SystemForm(),
         "upload_form": ItemsUploadForm(),
         "budget_form": BudgetForm(initial={"budget_cents": study.budget_cents}),
+        "quality": study_quality(study=study),
         **extra,
     }
 

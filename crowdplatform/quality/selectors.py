@@ -404,3 +404,46 @@ def rater_quality(*, profile: RaterProfile) -> RaterQuality:
             )
         )
     return RaterQuality(overall=_overall(profile), studies=_study_figures(profile, with_thresholds=True), actions=rows)
+
+
+# --- A study's quality, for its client and staff ----------------------------------------------------
+
+
+def _alpha_words(alpha: float | None) -> str:
+    """Krippendorff's own reading of alpha: >= 0.8 reliable, >= 0.667 tentative conclusions only."""
+    if alpha is None:
+        return "not enough overlapping votes yet"
+    if alpha >= 0.8:
+        return "reliable agreement"
+    if alpha >= 0.667:
+        return "tentative: good enough for tentative conclusions only"
+    return "low agreement: the criterion may be unclear or the raters may disagree on it"
+
+
+def study_quality(*, study: Study) -> dict[str, Any]:
+    """Inter-rater agreement (overall and per criterion), gold accuracy across raters, flags and
+    excluded votes: what the study page and `GET /api/v1/studies/{id}/quality/` show."""
+    signal = StudySignal.objects.filter(study=study).first()
+    if signal is None:
+        return {
+            "refreshed_at": None,
+            "votes": 0,
+            "alpha": None,
+            "alpha_meaning": _alpha_words(None),
+            "alpha_by_criterion": {},
+            "gold_accuracy_histogram": [],
+            "flags": 0,
+            "excluded": {},
+            "speed_typical_seconds": None,
+        }
+    return {
+        "refreshed_at": signal.refreshed_at,
+        "votes": signal.votes,
+        "alpha": signal.alpha,
+        "alpha_meaning": _alpha_words(signal.alpha),
+        "alpha_by_criterion": signal.alpha_by_criterion,
+        "gold_accuracy_histogram": signal.gold_accuracy_histogram,
+        "flags": signal.flags,
+        "excluded": signal.excluded,
+        "speed_typical_seconds": signal.speed_typical_seconds,
+    }
