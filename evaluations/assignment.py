@@ -383,6 +383,7 @@ def _vote_create(task: Task, data: VoteInput, now: datetime) -> Vote:
         criteria=data.criteria,
         rationale=data.rationale,
         is_gold=task.is_gold,
+        swapped=task.response_a_id > task.response_b_id,
         gold_correct=_gold_correct(task, data.choice) if task.is_gold else None,
         duration_ms=max(0, int((now - task.leased_at).total_seconds() * 1000)),
         created_at=now,

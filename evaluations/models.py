@@ -290,6 +290,10 @@ class Vote(models.Model):
     criteria = models.JSONField(default=dict, blank=True, help_text="Criterion name -> choice, where given.")
     rationale = models.TextField(blank=True)
     is_gold = models.BooleanField(default=False)
+    swapped = models.BooleanField(
+        default=False,
+        help_text="The pair's high response was shown left (denormalised from the task).",
+    )
     gold_correct = models.BooleanField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(help_text="Server-measured: lease start to submission.")
     quality_status = models.CharField(max_length=16, choices=QualityStatus.choices, default=QualityStatus.INCLUDED)
