@@ -21,27 +21,14 @@ import argparse
 import json
 import os
 import platform
-import sys
 import threading
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "benchmarks" / "results"
+from benchlib import RESULTS, django_setup_in_process  # benchmarks/benchlib.py (on sys.path for scripts)
 
-
-def django_setup() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crowdplatform.settings")
-    os.environ.setdefault("DEBUG", "1")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    os.environ["CELERY_BROKER_URL"] = ""
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-    import django
-
-    django.setup()
+django_setup = django_setup_in_process
 
 
 def vote_pay(reference: str, *, organization_id: int, rater_id: int) -> Any:
@@ -135,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     from payments import ledger
     from tests.factories import UserFactory
 
+    if connection.vendor != "postgresql":
+        raise SystemExit(
+            "Run it against PostgreSQL (DATABASE_URL=postgres://...): SQLite takes no row locks and serializes "
+            "every writer, so the concurrent measurements mean nothing there."
+        )
     old_name = connection.settings_dict["NAME"]
     connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
     try:

@@ -40,9 +40,7 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -51,7 +49,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+
+from benchlib import Database  # benchmarks/benchlib.py (scripts run with benchmarks/ on sys.path)
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO / "benchmarks" / "results"
@@ -72,57 +71,8 @@ def amount_for(index: int) -> int:
 # --- Database ---------------------------------------------------------------------------------------------
 
 
-class Database:
-    """The throwaway database the benchmark runs on: PostgreSQL next to DATABASE_URL's, or SQLite."""
-
-    def __init__(self, url: str | None) -> None:
-        self.source = url
-        self.postgres = bool(url) and urlsplit(url).scheme.startswith("postgres")
-        self.tmpdir: str | None = None
-        if self.postgres:
-            parts = urlsplit(url)
-            self.name = (parts.path.lstrip("/") or "postgres") + BENCH_SUFFIX
-            self.admin_url = urlunsplit(parts._replace(path="/postgres"))
-            self.url = urlunsplit(parts._replace(path=f"/{self.name}"))
-        else:
-            self.tmpdir = tempfile.mkdtemp(prefix="payout-bench-")
-            self.name = str(Path(self.tmpdir) / "bench.sqlite3")
-            self.url = f"sqlite:///{self.name}"
-
-    @property
-    def vendor(self) -> str:
-        return "postgresql" if self.postgres else "sqlite"
-
-    def _admin(self, statement: str) -> None:
-        import psycopg
-
-        with psycopg.connect(self.admin_url, autocommit=True) as admin:
-            admin.execute(statement)
-
-    def create(self) -> None:
-        if self.postgres:
-            self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-            self._admin(f'CREATE DATABASE "{self.name}"')
-
-    def drop(self) -> None:
-        from django.db import connections
-
-        connections.close_all()
-        if self.postgres:
-            self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-        elif self.tmpdir:
-            shutil.rmtree(self.tmpdir, ignore_errors=True)
-
-    def server_version(self) -> str:
-        from django.db import connection
-
-        if self.postgres:
-            with connection.cursor() as cursor:
-                cursor.execute("SHOW server_version")
-                return f"PostgreSQL {cursor.fetchone()[0]}"
-        import sqlite3
-
-        return f"SQLite {sqlite3.sqlite_version}"
+def _database(url: str | None) -> Database:
+    return Database(url, suffix=BENCH_SUFFIX, prefix="payout-bench-")
 
 
 def django_setup(database: Database, stripe_api_base: str) -> None:
@@ -448,7 +398,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    database = Database(os.environ.get("DATABASE_URL"))
+    database = _database(os.environ.get("DATABASE_URL"))
     if args.senders > 1 and not database.postgres:
         print("--senders above 1 needs PostgreSQL (DATABASE_URL): SQLite serializes writers.", file=sys.stderr)
         return 2

@@ -24,23 +24,11 @@ import sys
 import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "benchmarks" / "results"
+from benchlib import RESULTS, django_setup_in_process  # benchmarks/benchlib.py (on sys.path for scripts)
 
-
-def django_setup() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crowdplatform.settings")
-    os.environ.setdefault("DEBUG", "1")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    os.environ["CELERY_BROKER_URL"] = ""
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-    import django
-
-    django.setup()
+django_setup = django_setup_in_process
 
 
 def wilson(hits: int, total: int) -> list[float] | None:
