@@ -42,7 +42,6 @@ from evaluations.models import Choice, Response, SkipReason, Study, Task, Vote
 
 DEMO_STUDY_NAME = "Coding help — helpfulness (demo)"
 DEMO_QUALITY_RULES = {
-    "gold_accuracy": {"min_gold": 4},
     "too_fast": {"sd": 2.0},
     "low_agreement": {"min_votes": 20, "below": 0.45},
 }
@@ -1003,9 +1002,10 @@ def demo_study_ensure(*, organization: Organization, owner: User, votes: int = 1
         services.system_register(
             study=study, actor=owner, name=system.name, provider=system.provider, notes=system.notes
         )
-    # The demo study's own thresholds, for its scale: it has 10 gold items (a rater sees about 4), so
-    # the gold rule looks at 4 answers; times vary widely (careful raters take 40-120 s), so "too fast"
-    # is 2 robust SDs below the typical log-time rather than 3; agreement is proposed below 45%.
+    # The demo study's own thresholds: times vary widely (careful raters take 40-120 s), so "too fast"
+    # is 2 robust SDs below the typical log-time rather than 3; low agreement is proposed below 45%.
+    # (Lowering the gold rule's minimum to the ~4 gold answers a demo rater sees flagged careful raters
+    # by chance in some runs: 2 of 4 is not evidence.)
     from crowdplatform.quality.services import study_quality_rules_set
 
     study_quality_rules_set(study=study, rules=DEMO_QUALITY_RULES, actor=owner)
