@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from crowdplatform.accounts.principals import Actor, actor_user
 from crowdplatform.core.audit import audit_record
-from crowdplatform.core.errors import ApplicationError, ConflictError
+from crowdplatform.core.errors import ApplicationError, ConflictError, reason_checked
 from payments import ledger
 from payments.funds import funds_lock, funds_watch, spendable_cents
 from payments.models import AppealStatus, Earning, EarningAppeal, EarningKind, EarningStatus, LedgerAccount
@@ -143,14 +143,7 @@ def _release(due: list[tuple[int, int, str, int]], now: datetime) -> None:
 
 
 def _reason_checked(reason: str, *, field: str = "reason") -> str:
-    reason = (reason or "").strip()
-    if len(reason) < MIN_REASON_CHARS:
-        raise ApplicationError(
-            f"Give a reason the rater can understand (at least {MIN_REASON_CHARS} characters).",
-            code="reason_required",
-            fields={field: ["Too short."]},
-        )
-    return reason
+    return reason_checked(reason, field=field, minimum=MIN_REASON_CHARS)
 
 
 @transaction.atomic

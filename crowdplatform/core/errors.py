@@ -24,3 +24,20 @@ class ConflictError(ApplicationError):
 
     status = 409
     code = "conflict"
+
+
+def reason_checked(reason: str, *, field: str = "reason", minimum: int = 10, maximum: int | None = None) -> str:
+    """A reason a person will read (a rejection, a hold, a staff answer): stripped, long enough to
+    say something, and not unbounded. ApplicationError names the field otherwise."""
+    reason = (reason or "").strip()
+    if len(reason) < minimum:
+        raise ApplicationError(
+            f"Give a reason the rater can understand (at least {minimum} characters).",
+            code="reason_required",
+            fields={field: ["Too short."]},
+        )
+    if maximum is not None and len(reason) > maximum:
+        raise ApplicationError(
+            f"Keep it under {maximum} characters.", code="reason_too_long", fields={field: ["Too long."]}
+        )
+    return reason

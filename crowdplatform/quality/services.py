@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from crowdplatform.accounts.principals import Actor, actor_user
 from crowdplatform.core.audit import audit_record
-from crowdplatform.core.errors import ApplicationError, ConflictError
+from crowdplatform.core.errors import ApplicationError, ConflictError, reason_checked
 from crowdplatform.quality.models import (
     ActionKind,
     ActionStatus,
@@ -77,18 +77,7 @@ VOTE_REASONS = {
 
 
 def _reason_checked(reason: str, *, field: str = "reason") -> str:
-    reason = (reason or "").strip()
-    if len(reason) < MIN_REASON_CHARS:
-        raise ApplicationError(
-            f"Give a reason the rater can understand (at least {MIN_REASON_CHARS} characters).",
-            code="reason_required",
-            fields={field: ["Too short."]},
-        )
-    if len(reason) > MAX_REASON_CHARS:
-        raise ApplicationError(
-            f"Keep it under {MAX_REASON_CHARS} characters.", code="reason_too_long", fields={field: ["Too long."]}
-        )
-    return reason
+    return reason_checked(reason, field=field, minimum=MIN_REASON_CHARS, maximum=MAX_REASON_CHARS)
 
 
 def signal_snapshot(*, rater_id: int, study_id: int | None) -> dict[str, int]:
