@@ -85,6 +85,9 @@ class Study(models.Model):
     paused_reason = models.CharField(
         max_length=16, blank=True, help_text='Why the platform paused it ("funds"); empty when a person did.'
     )
+    is_public = models.BooleanField(
+        default=False, help_text="Anyone, signed in or not, may see the study's leaderboard."
+    )
     votes_count = models.PositiveIntegerField(default=0)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -336,3 +339,49 @@ class ContentFlag(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reason} on {self.item_id}"
+
+
+class ExportFormat(models.TextChoices):
+    JSONL = "jsonl", "JSON Lines (arena battle format)"
+    CSV = "csv", "CSV"
+    PARQUET = "parquet", "Parquet"
+
+
+class ExportStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Ready to download"
+    FAILED = "failed", "Failed"
+
+
+class ExportJob(models.Model):
+    """A vote export written to a file by a Celery job, for studies too large to stream comfortably.
+
+    The id is random so download links reveal nothing; the file lives in private storage and is
+    served only to those who may see the study.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="export_jobs")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    format = models.CharField(max_length=16, choices=ExportFormat.choices)
+    filters = models.JSONField(default=dict, blank=True, help_text="The export's filters, as the API takes them.")
+    status = models.CharField(max_length=16, choices=ExportStatus.choices, default=ExportStatus.QUEUED)
+    rows_total = models.PositiveBigIntegerField(null=True, blank=True, help_text="Votes to write, once counted.")
+    rows_done = models.PositiveBigIntegerField(default=0)
+    file_name = models.CharField(max_length=255, blank=True, help_text="Path in the private storage.")
+    size_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["study", "created_at"], name="exportjob_study_created")]
+
+    def __str__(self) -> str:
+        return f"{self.format} export of study {self.study_id}"
