@@ -308,6 +308,8 @@ class Vote(models.Model):
         indexes = [
             models.Index(fields=["study", "created_at"], name="vote_study_created"),
             models.Index(fields=["rater", "created_at"], name="vote_rater_created"),
+            # Quality refresh: every vote's time per rater, read from the index alone (speed signals).
+            models.Index(fields=["study", "rater", "duration_ms"], name="vote_study_rater_duration"),
         ]
 
     def __str__(self) -> str:

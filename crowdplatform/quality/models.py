@@ -45,6 +45,12 @@ class RaterSignal(models.Model):
     # Model-based reliability from crowd-kit: Dawid-Skene skill on the choices, Noisy Bradley-Terry skill.
     ds_skill = models.FloatField(null=True, blank=True)
     nbt_skill = models.FloatField(null=True, blank=True)
+    # Running state an incremental refresh folds new votes into (not signals: never shown, never
+    # compared when deciding what changed): the unrounded sum behind `agreement`, and the run of
+    # identical answers the rater's latest votes form (its choice code, -1 for none, and length).
+    agreement_sum = models.FloatField(default=0.0)
+    trailing_choice = models.SmallIntegerField(default=-1)
+    trailing_run = models.PositiveIntegerField(default=0)
     refreshed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -88,8 +94,13 @@ class StudySignal(models.Model):
     # the spread a robust SD of log-seconds (1.4826 x MAD); see quality.signals.speed_threshold.
     speed_typical_seconds = models.FloatField(null=True, blank=True)
     speed_log_sd = models.FloatField(null=True, blank=True)
-    # The newest vote the signals include: an incremental refresh starts after it.
+    # The newest vote the signals include: an incremental refresh starts after it. `votes` counts the
+    # votes included; when it falls short of the study's count, a vote committed late (below the
+    # watermark) was missed and the study is recomputed whole.
     watermark_vote_id = models.BigIntegerField(default=0)
+    # Krippendorff's alpha as running sums an incremental refresh updates unit by unit:
+    # {"": [observed same-label pairs, n per label...], criterion: [...]}; null = recompute whole.
+    alpha_parts = models.JSONField(null=True, blank=True)
     refreshed_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
