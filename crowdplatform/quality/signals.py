@@ -108,6 +108,40 @@ def longest_runs(*, group: IntArray, values: IntArray) -> tuple[IntArray, IntArr
     return run_group[chosen], lengths[chosen], run_value[chosen]
 
 
+def trailing_runs(*, group: IntArray, values: IntArray) -> tuple[IntArray, IntArray, IntArray]:
+    """The run each group's latest values form: (groups, run lengths, the run's value).
+
+    What an incremental refresh needs to extend `longest_runs` with new votes; same ordering rules."""
+    group = np.asarray(group, dtype=np.int64)
+    values = np.asarray(values, dtype=np.int64)
+    if group.size == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    order = np.argsort(group, kind="stable")
+    g, v = group[order], values[order]
+    starts = np.flatnonzero(np.r_[True, (g[1:] != g[:-1]) | (v[1:] != v[:-1])])
+    lengths = np.diff(np.r_[starts, g.size])
+    run_group = g[starts]
+    last = np.r_[run_group[1:] != run_group[:-1], True]
+    return run_group[last], lengths[last], v[starts][last]
+
+
+def runs_extend(
+    *, longest: int, longest_value: int, trailing: int, trailing_value: int, values: list[int]
+) -> tuple[int, int, int, int]:
+    """Extend one group's runs with its next values, in order: (longest, its value, trailing, its value).
+
+    Of equally long runs the earliest stays the longest, as in `longest_runs`."""
+    for value in values:
+        if value == trailing_value:
+            trailing += 1
+        else:
+            trailing, trailing_value = 1, value
+        if trailing > longest:
+            longest, longest_value = trailing, trailing_value
+    return longest, longest_value, trailing, trailing_value
+
+
 # --- Agreement ----------------------------------------------------------------------------------------
 
 
@@ -155,26 +189,38 @@ def krippendorff_alpha_nominal(*, unit: IntArray, label: IntArray) -> float | No
     alpha = 1 - (n - 1) (n - sum_c o_cc) / (n^2 - sum_c n_c^2). None when it is undefined (nothing
     pairable, or every pairable rating has the same label, so no disagreement is expected by chance).
     Checked against crowd-kit's `alpha_krippendorff` (nltk) in the tests; this is much faster."""
+    return alpha_from_parts(alpha_parts(unit=unit, label=label))
+
+
+def alpha_parts(*, unit: IntArray, label: IntArray) -> FloatArray:
+    """Alpha's sums, additive over units: [sum_c o_cc, n_0, n_1, ...] (n_c: pairable ratings per label).
+
+    An incremental refresh keeps them per study and replaces the contribution of the units that got
+    new votes, so it never reads the other units again."""
+    parts = np.zeros(1 + len(LABEL_NAMES))
     unit = np.asarray(unit, dtype=np.int64)
     label = np.asarray(label, dtype=np.int64)
     keep = label >= 0
     unit, label = unit[keep], label[keep]
     if unit.size == 0:
-        return None
+        return parts
     units, unit_index = np.unique(unit, return_inverse=True)
     unit_index = unit_index.ravel()
     _, cell_first, cell_counts = np.unique(_cell_keys(unit_index, label), return_index=True, return_counts=True)
     cell_unit, cell_label = unit_index[cell_first], label[cell_first]
     m = np.bincount(cell_unit, weights=cell_counts, minlength=units.size)[cell_unit]
     pairable = m >= 2
-    if not pairable.any():
-        return None
     n_uc, m_u, c = cell_counts[pairable].astype(np.float64), m[pairable], cell_label[pairable]
-    observed_same = float(np.sum(n_uc * (n_uc - 1) / (m_u - 1)))
-    n_c = np.bincount(c, weights=n_uc)
+    parts[0] = float(np.sum(n_uc * (n_uc - 1) / (m_u - 1)))
+    parts[1:] = np.bincount(c, weights=n_uc, minlength=len(LABEL_NAMES))
+    return parts
+
+
+def alpha_from_parts(parts: FloatArray) -> float | None:
+    observed_same, n_c = float(parts[0]), np.asarray(parts[1:], dtype=np.float64)
     n = float(n_c.sum())
     expected = n * n - float(np.sum(n_c * n_c))
-    if expected <= 0:
+    if n == 0 or expected <= 0:
         return None
     return 1.0 - (n - 1) * (n - observed_same) / expected
 
