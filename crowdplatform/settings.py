@@ -282,6 +282,10 @@ ITEMS_UPLOAD_MAX_BYTES = env_int("ITEMS_UPLOAD_MAX_BYTES", 50 * 1024 * 1024)
 ITEMS_LINE_MAX_BYTES = env_int("ITEMS_LINE_MAX_BYTES", 1024 * 1024)
 PAY_FLOOR_CENTS_PER_HOUR = env_int("PAY_FLOOR_CENTS_PER_HOUR", 1500)
 TASK_LEASE_SECONDS_DEFAULT = 600
+# Leaderboards mark a system "provisional" below this many counted votes. At even odds the standard
+# error of a Bradley-Terry logit is about 2/sqrt(votes): at 100 votes that is ~35 rating points, a 95%
+# interval of roughly ±70, so below it a system's place can still move a lot with a few more votes.
+LEADERBOARD_PROVISIONAL_VOTES = env_int("LEADERBOARD_PROVISIONAL_VOTES", 100)
 
 # --- Payments (ledger, pay rules, Stripe) --------------------------------------------------------
 # Pay is pending this long after a vote (quality review may hold or reject it), then available.

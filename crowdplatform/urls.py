@@ -10,7 +10,10 @@ from crowdplatform.core.health import healthz
 from crowdplatform.raters import api as raters_api
 from crowdplatform.raters import views as raters_views
 from evaluations import api as evaluations_api
+from evaluations import api_exports as exports_api
+from evaluations import api_leaderboard, views_leaderboard
 from evaluations import views as evaluations_views
+from evaluations import views_exports as exports_views
 
 api_v1 = [
     path("me/", accounts_api.MeApi.as_view(), name="me"),
@@ -59,10 +62,29 @@ api_v1 = [
     path("studies/<int:study_id>/items/", evaluations_api.ItemListUploadApi.as_view(), name="item-list"),
     path("studies/<int:study_id>/progress/", evaluations_api.StudyProgressApi.as_view(), name="study-progress"),
     path("studies/<int:study_id>/quality/", evaluations_api.StudyQualityApi.as_view(), name="study-quality"),
+    path("studies/<int:study_id>/votes.jsonl", exports_api.VotesJsonlApi.as_view(), name="study-votes-jsonl"),
+    path("studies/<int:study_id>/votes.csv", exports_api.VotesCsvApi.as_view(), name="study-votes-csv"),
+    path("studies/<int:study_id>/votes.parquet", exports_api.VotesParquetApi.as_view(), name="study-votes-parquet"),
+    path("studies/<int:study_id>/exports/", exports_api.ExportJobListCreateApi.as_view(), name="study-export-list"),
+    path(
+        "studies/<int:study_id>/exports/<uuid:job_id>/",
+        exports_api.ExportJobDetailApi.as_view(),
+        name="study-export-detail",
+    ),
+    path(
+        "studies/<int:study_id>/exports/<uuid:job_id>/download/",
+        exports_api.ExportJobDownloadApi.as_view(),
+        name="study-export-download",
+    ),
     path(
         "studies/<int:study_id>/sampling-report/",
         evaluations_api.SamplingReportApi.as_view(),
         name="study-sampling-report",
+    ),
+    path(
+        "studies/<int:study_id>/leaderboard/",
+        api_leaderboard.StudyLeaderboardApi.as_view(),
+        name="study-leaderboard",
     ),
     path("tasks/next/", evaluations_api.TaskNextApi.as_view(), name="task-next"),
     path("tasks/<str:task_id>/vote/", evaluations_api.TaskVoteApi.as_view(), name="task-vote"),
@@ -110,6 +132,27 @@ client_urls = (
             "orgs/<slug:slug>/studies/<int:study_id>/sampling/",
             evaluations_views.study_sampling,
             name="study_sampling",
+        ),
+        path(
+            "orgs/<slug:slug>/studies/<int:study_id>/leaderboard/",
+            views_leaderboard.study_leaderboard_page,
+            name="study_leaderboard",
+        ),
+        path(
+            "orgs/<slug:slug>/studies/<int:study_id>/leaderboard/visibility/",
+            views_leaderboard.study_visibility,
+            name="study_visibility",
+        ),
+        path("orgs/<slug:slug>/studies/<int:study_id>/exports/", exports_views.study_exports, name="study_exports"),
+        path(
+            "orgs/<slug:slug>/studies/<int:study_id>/exports/jobs/",
+            exports_views.study_exports_jobs,
+            name="study_exports_jobs",
+        ),
+        path(
+            "orgs/<slug:slug>/studies/<int:study_id>/exports/<uuid:job_id>/download/",
+            exports_views.study_export_download,
+            name="study_export_download",
         ),
         path("orgs/<slug:slug>/studies/<int:study_id>/budget/", evaluations_views.study_budget, name="study_budget"),
         path(
@@ -181,6 +224,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("invitations/<str:token>/", accounts_views.invitation_accept, name="invitation_accept"),
     path("join/<str:token>/", raters_views.campaign_join, name="campaign_join"),
+    path("leaderboards/<int:study_id>/", views_leaderboard.public_leaderboard_page, name="leaderboard_public"),
     path("client/", include(client_urls)),
     path("rater/", include(rater_urls)),
     path("staff/", include(staff_urls)),

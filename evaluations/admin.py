@@ -4,6 +4,8 @@ functions (client pages and API), so everything here is read-only."""
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db.models import Q
+from django.http import HttpRequest
 
 from crowdplatform.core.admin import ReadOnlyAdmin
 from evaluations.models import ContentFlag, Study, System, Task, Vote
@@ -22,6 +24,13 @@ class SystemAdmin(ReadOnlyAdmin):
     list_display = ["name", "provider", "study", "votes_count", "registered_at"]
     search_fields = ["name", "provider", "study__name"]
     list_select_related = ["study"]
+
+    def has_delete_permission(self, request: HttpRequest, obj: System | None = None) -> bool:
+        # Stated here on its own, so that loosening the read-only base can never let a voted system go:
+        # leaderboards list every system with votes, forever.
+        if obj is not None and (obj.votes_count or Vote.objects.filter(Q(system_a=obj) | Q(system_b=obj)).exists()):
+            return False
+        return super().has_delete_permission(request, obj)
 
 
 @admin.register(Task)

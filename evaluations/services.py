@@ -12,10 +12,12 @@ from itertools import combinations
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from crowdplatform.accounts.access import can_manage_organization
 from crowdplatform.accounts.models import Organization
 from crowdplatform.accounts.principals import Actor, actor_user
 from crowdplatform.core.audit import audit_record
@@ -236,6 +238,24 @@ def study_budget_set(*, study: Study, actor: Actor, budget_cents: int) -> Study:
     return study
 
 
+@transaction.atomic
+def study_visibility_set(*, study: Study, actor: Actor, is_public: bool) -> Study:
+    """Make the study's leaderboard public (anyone may see it, signed in or not) or private again.
+
+    Only the organization's owners (or staff) decide what the organization publishes. Public means
+    system names, ratings, intervals and vote counts; never rater identities, prompts or responses.
+    """
+    study = Study.objects.select_for_update().select_related("organization").get(pk=study.pk)
+    if not can_manage_organization(actor, study.organization):
+        raise PermissionDenied("Only an owner of the organization may make its leaderboards public or private.")
+    if study.is_public == is_public:
+        return study  # nothing changes, so nothing to record
+    study.is_public = is_public
+    study.save(update_fields=["is_public"])
+    audit_record(actor=actor, action="study.visibility_set", target=study, data={"is_public": is_public})
+    return study
+
+
 def requirements_of(study: Study) -> RaterRequirements:
     spec = study.requirements or {}
     return RaterRequirements(
@@ -376,6 +396,8 @@ def _lock_unvoted(system: System, verb: str) -> System:
 def system_update(*, system: System, actor: Actor, name: str, provider: str, notes: str) -> System:
     _check_open(Study.objects.get(pk=system.study_id))
     fields = _system_fields(name, provider, notes)
+    # Compare with the row as stored, not the caller's copy: a stale copy must not rename a voted system.
+    system = System.objects.select_for_update().get(pk=system.pk)
     if fields["name"] != system.name or fields["provider"] != system.provider:
         system = _lock_unvoted(system, "renamed")
     if System.objects.filter(study_id=system.study_id, name=fields["name"]).exclude(pk=system.pk).exists():
