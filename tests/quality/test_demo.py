@@ -1,16 +1,24 @@
-"""The demo's quality review: the demo crowd's always-left and too-fast raters, and careless ones
-with enough votes, are in the staff review queue with their evidence; careful raters are not."""
+"""The demo, end to end (one seeded demo serves several checks: seeding it takes a minute):
+
+- its quality review: the demo crowd's always-left and too-fast raters, and careless ones with enough
+  votes, are in the staff review queue with their evidence; careful raters are not;
+- its results: the client downloads the study's votes in all three formats, excluded and gold votes
+  left out by default, and `compute_ratings` on the JSONL prints the page's leaderboard."""
 
 from __future__ import annotations
 
 import io
+import json
 from collections import defaultdict
+from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from django.core.management import call_command
 
 from crowdplatform.quality.models import ActionStatus, QualityAction
 from evaluations.demo import crowd
+from evaluations.models import QualityStatus, Study, Vote
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +32,9 @@ def seeded(settings):
     return out.getvalue()
 
 
-def test_the_demo_crowds_bad_raters_are_in_the_review_queue_with_evidence(seeded, client, staff_user):
+def test_the_demo_flags_its_bad_raters_and_its_votes_give_the_same_leaderboard_everywhere(
+    seeded, client, staff_user, tmp_path
+):
     kinds = {member.email: member.kind for member in crowd()}
     flagged: dict[str, set[str]] = defaultdict(set)
     for action in QualityAction.objects.filter(status__in=[ActionStatus.PROPOSED, ActionStatus.APPLIED]):
@@ -49,3 +59,40 @@ def test_the_demo_crowds_bad_raters_are_in_the_review_queue_with_evidence(seeded
     page = client.get("/staff/quality/").content.decode()
     for email in flagged:
         assert email in page
+
+    _exports_and_ratings_agree(client, tmp_path)
+
+
+def _exports_and_ratings_agree(client, tmp_path: Path) -> None:
+    study = Study.objects.get()
+    client.force_login(study.created_by)
+    counted = Vote.objects.filter(study=study, is_gold=False, quality_status=QualityStatus.INCLUDED)
+    excluded = Vote.objects.filter(study=study, is_gold=False, quality_status=QualityStatus.EXCLUDED)
+    assert excluded.exists(), "the demo's too-fast raters had votes excluded"
+
+    downloads = {}
+    for export_format in ("jsonl", "csv", "parquet"):
+        response = client.get(f"/api/v1/studies/{study.pk}/votes.{export_format}")
+        assert response.status_code == 200, export_format
+        downloads[export_format] = b"".join(response.streaming_content)
+    battles = [json.loads(line) for line in downloads["jsonl"].decode().splitlines()]
+    assert sorted(battle["vote_id"] for battle in battles) == sorted(counted.values_list("pk", flat=True))
+    assert {battle["quality_status"] for battle in battles} == {"included"}
+    assert len(downloads["csv"].decode().splitlines()) == 1 + len(battles)
+    assert pq.read_table(io.BytesIO(downloads["parquet"])).num_rows == len(battles)
+
+    path = tmp_path / "demo.jsonl"
+    path.write_bytes(downloads["jsonl"])
+    out = io.StringIO()
+    call_command("compute_ratings", str(path), "--bootstrap", "200", "--seed", "7", stdout=out, stderr=io.StringIO())
+    computed = json.loads(out.getvalue())
+    board = client.get(f"/api/v1/studies/{study.pk}/leaderboard/", {"bootstrap": 200, "seed": 7}).json()
+    keys = ("system", "rating", "ci_low", "ci_high", "rank", "votes")
+    assert [{key: row[key] for key in keys} for row in board["systems"] if row["rating"] is not None] == computed
+    assert len(computed) == study.systems.count()
+    assert board["votes_counted"] == len(battles)
+    assert board["votes_excluded"] == excluded.count()
+    page = client.get(f"/client/orgs/{study.organization.slug}/studies/{study.pk}/leaderboard/")
+    assert page.status_code == 200
+    for row in computed:
+        assert row["system"] in page.content.decode()
