@@ -11,8 +11,8 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404
 
-from crowdplatform.accounts.access import is_staff, organizations_visible_to
-from crowdplatform.accounts.models import AccountType, User
+from crowdplatform.accounts.access import is_staff, organization_for, organizations_visible_to
+from crowdplatform.accounts.models import AccountType, Organization, User
 from crowdplatform.accounts.principals import Actor
 from crowdplatform.raters.models import RaterProfile
 from evaluations.models import Study
@@ -29,6 +29,16 @@ def study_for(actor: Actor, pk: object) -> Study:
     if study is None:
         raise Http404("No such study.")
     return study
+
+
+def client_study_for(actor: Actor, *, slug: str, study_id: object) -> tuple[Organization, Study]:
+    """A client page's organization (from its URL) and study: the study must be visible to the actor
+    and belong to that organization, else 404 (a study id under another organization's URL included)."""
+    organization = organization_for(actor, slug=slug)  # type: ignore[arg-type]
+    study = study_for(actor, study_id)
+    if study.organization_id != organization.pk:
+        raise Http404("No such study.")
+    return organization, study
 
 
 def rater_profile_of(actor: Actor) -> RaterProfile:

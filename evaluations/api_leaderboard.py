@@ -8,7 +8,6 @@ otherwise the study's own clients (members, API keys) and staff, as every study 
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from django.http import Http404
@@ -31,7 +30,7 @@ from evaluations.leaderboard import (
     study_leaderboard,
 )
 from evaluations.models import Study
-from evaluations.ratings import DEFAULT_BOOTSTRAP
+from evaluations.ratings import DEFAULT_BOOTSTRAP, anchor_parse
 
 MAX_SEED = 2**32 - 1
 
@@ -56,15 +55,11 @@ class LeaderboardQuery(serializers.Serializer):
 
 
 def anchor_parsed(value: str) -> tuple[str, float]:
-    """Parse SYSTEM=RATING into (system, rating). System names may contain "=", ratings never do."""
-    name, separator, rating = value.rpartition("=")
+    """Parse SYSTEM=RATING into (system, rating), as `compute_ratings --anchor` does."""
     try:
-        number = float(rating)
-    except ValueError:
-        number = math.nan
-    if not separator or not name or not math.isfinite(number):
-        raise serializers.ValidationError(f"Give SYSTEM=RATING, e.g. my-model=1000; not {value!r}.")
-    return name, number
+        return anchor_parse(value)
+    except ValueError as error:
+        raise serializers.ValidationError(str(error)) from error
 
 
 SYSTEM_ENTRY_FIELDS = {

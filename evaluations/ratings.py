@@ -49,6 +49,7 @@ systems (the dense n×n solve per round and Newton step dominates beyond that).
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -268,6 +269,19 @@ def bt_fit(counts: PairCounts, *, weights: np.ndarray | None = None, ridge: floa
             in_standard_errors=False,
         )
     return theta[0]
+
+
+def anchor_parse(text: str) -> tuple[str, float]:
+    """SYSTEM=RATING -> (system, rating), split on the last '=' (a system's name may contain one, a
+    rating never does). ValueError with an example when it is not that."""
+    system, separator, value = text.rpartition("=")
+    try:
+        rating = float(value)
+    except ValueError:
+        rating = math.nan
+    if not separator or not system or not math.isfinite(rating):
+        raise ValueError(f"Give SYSTEM=RATING, e.g. my-model=1000; not {text!r}.")
+    return system, rating
 
 
 def to_arena_scale(logits: np.ndarray, systems: Sequence[str], anchor: tuple[str, float] | None = None) -> np.ndarray:

@@ -18,7 +18,7 @@ from crowdplatform.core.errors import ApplicationError
 from crowdplatform.core.forms import form_add_application_error
 from crowdplatform.quality.selectors import study_quality
 from evaluations import assignment, selectors, services
-from evaluations.access import rater_profile_of, study_for
+from evaluations.access import client_study_for, rater_profile_of
 from evaluations.forms import BudgetForm, FlagForm, ItemsUploadForm, SkipForm, StudyForm, SystemForm
 from evaluations.item_import import ItemImportError
 from evaluations.models import Choice, Study, Task, TaskStatus
@@ -27,11 +27,7 @@ from evaluations.models import Choice, Study, Task, TaskStatus
 
 
 def _client_study(request: HttpRequest, slug: str, study_id: int) -> tuple[Organization, Study]:
-    organization = organization_for(request.user, slug=slug)  # type: ignore[arg-type]
-    study = study_for(request.user, study_id)  # type: ignore[arg-type]
-    if study.organization_id != organization.pk:
-        raise Http404("No such study.")
-    return organization, study
+    return client_study_for(request.user, slug=slug, study_id=study_id)  # type: ignore[arg-type]
 
 
 def _study_url(study: Study) -> str:

@@ -12,11 +12,11 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
-from crowdplatform.accounts.access import CLIENT_AREA, area_required, organization_for
+from crowdplatform.accounts.access import CLIENT_AREA, area_required
 from crowdplatform.accounts.models import Organization
 from crowdplatform.core.errors import ApplicationError
 from evaluations import exports
-from evaluations.access import study_for
+from evaluations.access import client_study_for
 from evaluations.api_exports import export_job_file_response
 from evaluations.models import ExportFormat, ExportStatus, Study
 
@@ -29,11 +29,7 @@ DOWNLOAD_ROUTES = {
 
 
 def _client_study(request: HttpRequest, slug: str, study_id: int) -> tuple[Organization, Study]:
-    organization = organization_for(request.user, slug=slug)  # type: ignore[arg-type]
-    study = study_for(request.user, study_id)  # type: ignore[arg-type]
-    if study.organization_id != organization.pk:
-        raise Http404("No such study.")
-    return organization, study
+    return client_study_for(request.user, slug=slug, study_id=study_id)  # type: ignore[arg-type]
 
 
 def _page_url(study: Study, organization: Organization, query: str = "") -> str:

@@ -17,11 +17,11 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from crowdplatform.accounts.access import CLIENT_AREA, area_required, can_manage_organization, organization_for
+from crowdplatform.accounts.access import CLIENT_AREA, area_required, can_manage_organization
 from crowdplatform.accounts.models import Organization
 from crowdplatform.core.errors import ApplicationError
 from evaluations import services
-from evaluations.access import study_for
+from evaluations.access import client_study_for
 from evaluations.leaderboard import Leaderboard, public_study, study_leaderboard
 from evaluations.models import Study
 from evaluations.svg import IntervalEntry, rating_interval_chart, win_rate_heatmap
@@ -33,12 +33,7 @@ VISIBILITY_DONE = {
 
 
 def _client_study(request: HttpRequest, slug: str, study_id: int) -> tuple[Organization, Study]:
-    """As the other study pages: the organization must be the actor's, and the study its own."""
-    organization = organization_for(request.user, slug=slug)  # type: ignore[arg-type]
-    study = study_for(request.user, study_id)  # type: ignore[arg-type]
-    if study.organization_id != organization.pk:
-        raise Http404("No such study.")
-    return organization, study
+    return client_study_for(request.user, slug=slug, study_id=study_id)  # type: ignore[arg-type]
 
 
 @require_GET

@@ -91,16 +91,10 @@ def longest_runs(*, group: IntArray, values: IntArray) -> tuple[IntArray, IntArr
 
     `group` and `values` must be in time order within each group (groups may interleave: a stable
     sort by group keeps the time order). Of equally long runs, the earliest is reported."""
-    group = np.asarray(group, dtype=np.int64)
-    values = np.asarray(values, dtype=np.int64)
-    if group.size == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty, empty
-    order = np.argsort(group, kind="stable")
-    g, v = group[order], values[order]
-    starts = np.flatnonzero(np.r_[True, (g[1:] != g[:-1]) | (v[1:] != v[:-1])])
-    lengths = np.diff(np.r_[starts, g.size])
-    run_group, run_value = g[starts], v[starts]
+    runs = _runs(group, values)
+    if runs is None:
+        return _empty_runs()
+    starts, lengths, run_group, run_value = runs
     # Per group, the longest run, earliest first: sort runs by (group, -length, start).
     best = np.lexsort((starts, -lengths, run_group))
     first = np.r_[True, run_group[best][1:] != run_group[best][:-1]]
@@ -112,18 +106,31 @@ def trailing_runs(*, group: IntArray, values: IntArray) -> tuple[IntArray, IntAr
     """The run each group's latest values form: (groups, run lengths, the run's value).
 
     What an incremental refresh needs to extend `longest_runs` with new votes; same ordering rules."""
+    runs = _runs(group, values)
+    if runs is None:
+        return _empty_runs()
+    _, lengths, run_group, run_value = runs
+    last = np.r_[run_group[1:] != run_group[:-1], True]
+    return run_group[last], lengths[last], run_value[last]
+
+
+def _runs(group: IntArray, values: IntArray) -> tuple[IntArray, IntArray, IntArray, IntArray] | None:
+    """Every run of equal values within each group, groups in order, runs in time order:
+    (start positions, lengths, groups, values); None when there are no values."""
     group = np.asarray(group, dtype=np.int64)
     values = np.asarray(values, dtype=np.int64)
     if group.size == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty, empty
+        return None
     order = np.argsort(group, kind="stable")
     g, v = group[order], values[order]
     starts = np.flatnonzero(np.r_[True, (g[1:] != g[:-1]) | (v[1:] != v[:-1])])
     lengths = np.diff(np.r_[starts, g.size])
-    run_group = g[starts]
-    last = np.r_[run_group[1:] != run_group[:-1], True]
-    return run_group[last], lengths[last], v[starts][last]
+    return starts, lengths, g[starts], v[starts]
+
+
+def _empty_runs() -> tuple[IntArray, IntArray, IntArray]:
+    empty = np.zeros(0, dtype=np.int64)
+    return empty, empty, empty
 
 
 def runs_extend(

@@ -175,7 +175,7 @@ def test_anchor_splits_on_the_last_equals_sign(tmp_path):
 @pytest.mark.parametrize("anchor", ["B", "=1200", "B=", "B=abc", "B=inf"])
 def test_a_malformed_anchor_is_refused(tmp_path, anchor):
     message, out = refused(str(battle_file(tmp_path, BATTLES)), anchor=anchor)
-    assert (message, out) == (f"--anchor must be SYSTEM=RATING, e.g. gpt-4=1200; got {anchor!r}", "")
+    assert (message, out) == (f"--anchor: Give SYSTEM=RATING, e.g. my-model=1000; not {anchor!r}.", "")
 
 
 def test_an_anchor_without_battles_is_refused(tmp_path):

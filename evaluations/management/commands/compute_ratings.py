@@ -15,13 +15,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from typing import Any, TextIO
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 
 from evaluations.battles_file import BattleFileError, Battles, read_battles
-from evaluations.ratings import DEFAULT_BOOTSTRAP, RatingResult, elo_online, ratings_compute
+from evaluations.ratings import DEFAULT_BOOTSTRAP, RatingResult, anchor_parse, elo_online, ratings_compute
 
 FORMATS = ("json", "csv", "table")
 COLUMNS = ("system", "rating", "ci_low", "ci_high", "rank", "votes")
@@ -62,7 +61,7 @@ class Command(BaseCommand):
             raise CommandError(f"--format must be one of {', '.join(FORMATS)}; got {output_format!r}")
         if bootstrap < 0:
             raise CommandError(f"--bootstrap must be 0 or more; got {bootstrap}")
-        anchor = anchor_parse(options["anchor"]) if options["anchor"] is not None else None
+        anchor = anchor_parsed(options["anchor"]) if options["anchor"] is not None else None
         battles = self._read(path, options["criterion"])
         if not len(battles):
             raise CommandError(f"{path}: no battles left to rate (left out: {_skipped_text(battles)}).")
@@ -95,16 +94,11 @@ class Command(BaseCommand):
             bar.close()
 
 
-def anchor_parse(text: str) -> tuple[str, float]:
-    """SYSTEM=RATING, split on the last '=' (a system's name may contain one)."""
-    system, separator, value = text.rpartition("=")
+def anchor_parsed(text: str) -> tuple[str, float]:
     try:
-        rating = float(value)
-    except ValueError:
-        rating = math.nan
-    if not separator or not system or not math.isfinite(rating):
-        raise CommandError(f"--anchor must be SYSTEM=RATING, e.g. gpt-4=1200; got {text!r}")
-    return system, rating
+        return anchor_parse(text)
+    except ValueError as error:
+        raise CommandError(f"--anchor: {error}") from error
 
 
 def render(rows: list[dict[str, Any]], output_format: str, result: RatingResult) -> str:
