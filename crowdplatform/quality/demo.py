@@ -32,7 +32,7 @@ def demo_quality_ensure() -> str:
     _always_left_excluded()
     open_actions = QualityAction.objects.filter(status__in=[ActionStatus.PROPOSED, ActionStatus.APPLIED])
     raters = open_actions.values("rater").distinct().count()
-    by_rule = Counter(open_actions.values_list("rule", flat=True))
+    by_rule = Counter(rule or "staff" for rule in open_actions.values_list("rule", flat=True))
     rules = ", ".join(f"{rule} {count}" for rule, count in sorted(by_rule.items()))
     return f"Demo quality: {raters} raters in the staff review queue ({rules or 'no findings'})"
 
