@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "evaluations",
     "payments",
     "crowdplatform.quality",
+    "crowdplatform.integrity",
 ]
 
 MIDDLEWARE = [
@@ -214,6 +215,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "crowdplatform.quality.tasks.quality_refresh",
         "schedule": float(env_int("QUALITY_REFRESH_SECONDS", 300)),
     },
+    # Public leaderboards: publish ended windows' results, apply the retirement rule, release ended periods.
+    "integrity-publish": {"task": "crowdplatform.integrity.tasks.integrity_publish", "schedule": 900.0},
 }
 CELERY_TIMEZONE = "UTC"
 

@@ -123,6 +123,7 @@ def _has_open_slot(study: Study, rater: RaterProfile, now: datetime) -> bool:
         return False
     return (
         ItemPair.objects.filter(study=study, is_gold=False, votes__lt=study.votes_per_pair)
+        .filter(pair_stat__system_low__retired_at__isnull=True, pair_stat__system_high__retired_at__isnull=True)
         .exclude(_judged_by(rater))
         .annotate(held=Coalesce(Subquery(_open_leases_count(now)), 0))
         .filter(held__lt=study.votes_per_pair - F("votes"))
@@ -166,6 +167,8 @@ def _lease_sampled(study: Study, rater: RaterProfile, now: datetime, rng: random
         for stat in PairStat.objects.filter(
             study=study, item_pairs_count__gt=0, votes__lt=F("item_pairs_count") * study.votes_per_pair
         )
+        # A retired system gets no new tasks (joins in the same statement: no extra query).
+        .filter(system_low__retired_at__isnull=True, system_high__retired_at__isnull=True)
     }
     system_votes = (  # only the balanced policy weighs systems' totals
         dict(System.objects.filter(study=study).values_list("pk", "votes_count"))

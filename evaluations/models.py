@@ -130,6 +130,9 @@ class System(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     votes_count = models.PositiveIntegerField(default=0)
+    retired_at = models.DateTimeField(
+        null=True, blank=True, help_text="Retired from sampling: no new tasks pair it; its votes and rating stay."
+    )
 
     class Meta:
         ordering = ["registered_at", "id"]

@@ -28,6 +28,7 @@ from evaluations import sampling
 from evaluations.item_import import ItemRow, detect_format, parse_items
 from evaluations.markdown import render_turns
 from evaluations.models import Item, ItemPair, PairStat, Response, Study, StudyStatus, System, Task, Vote
+from evaluations.response_import import parse_responses
 from payments.funds import launch_funding_problem
 
 COUNTRY_CODE = re.compile(r"^[A-Z]{2}$")
@@ -206,6 +207,12 @@ def study_create(*, organization: Organization, actor: Actor, data: StudyInput) 
 def study_update(*, study: Study, actor: Actor, data: StudyInput) -> Study:
     """Change a draft study's settings. Once launched, only the budget may change (study_budget_set)."""
     study = Study.objects.select_for_update().get(pk=study.pk)
+    if data.sampling != study.sampling and Study.objects.filter(pk=study.pk, public_leaderboard__isnull=False).exists():
+        # A public leaderboard samples with `active` for every provider alike (integrity policy).
+        raise ConflictError(
+            "This study runs a public leaderboard: it samples with the active policy, which cannot change.",
+            code="leaderboard_sampling_fixed",
+        )
     if study.status != StudyStatus.DRAFT:
         raise ConflictError("Only a draft study's settings can change; raise the budget instead.", code="not_draft")
     errors = _validated(data)
@@ -510,15 +517,25 @@ def _item_pairs_create(study: Study, responses: Iterable[Response]) -> int:
     by_item: dict[int, list[Response]] = {}
     for response in responses:
         by_item.setdefault(response.item_id, []).append(response)
+    return _item_pairs_add(
+        study,
+        (
+            pair
+            for item_responses in by_item.values()
+            for pair in combinations(sorted(item_responses, key=lambda r: r.pk), 2)
+        ),
+    )
+
+
+def _item_pairs_add(study: Study, response_pairs: Iterable[tuple[Response, Response]]) -> int:
+    """Item pairs for (low, high) responses of one item, low the smaller id, and their system pairs' counts."""
     stats = _pair_stats_for(study)
     pairs: list[ItemPair] = []
-    for item_responses in by_item.values():
-        ordered = sorted(item_responses, key=lambda r: r.pk)
-        for low, high in combinations(ordered, 2):
-            stat = None if low.system_id is None else stats[tuple(sorted((low.system_id, high.system_id)))]
-            pair = ItemPair(study=study, item_id=low.item_id, response_low=low, response_high=high, pair_stat=stat)
-            pair.is_gold = stat is None
-            pairs.append(pair)
+    for low, high in response_pairs:
+        stat = None if low.system_id is None else stats[tuple(sorted((low.system_id, high.system_id)))]
+        pair = ItemPair(study=study, item_id=low.item_id, response_low=low, response_high=high, pair_stat=stat)
+        pair.is_gold = stat is None
+        pairs.append(pair)
     ItemPair.objects.bulk_create(pairs, batch_size=2000)
     added: dict[int, int] = {}
     for pair in pairs:
@@ -539,3 +556,71 @@ def _pair_stats_for(study: Study) -> dict[tuple[int, int], PairStat]:
         ignore_conflicts=True,
     )
     return {(s.system_low_id, s.system_high_id): s for s in PairStat.objects.filter(study=study)}
+
+
+# --- Responses of a new system to existing items -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResponsesUploaded:
+    created: int
+    item_pairs: int
+
+
+@transaction.atomic
+def responses_upload(*, study: Study, system: System, actor: Actor, data: bytes) -> ResponsesUploaded:
+    """Add one system's responses to items the study already has (JSONL `{"prompt_id", "response"}`):
+    every line valid, or nothing is added (ItemImportError). Each new response is paired with every
+    other system's response to its item, so the system enters sampling like those uploaded with items."""
+    study = Study.objects.select_for_update().get(pk=study.pk)
+    _check_open(study)
+    system = System.objects.filter(pk=system.pk, study=study).first()
+    if system is None:
+        raise ApplicationError("The system is not registered in this study.", code="unknown_system")
+    items = {prompt_id: (pk, gold) for pk, prompt_id, gold in study.items.values_list("pk", "prompt_id", "is_gold")}
+    answered = set(
+        Response.objects.filter(item__study=study)
+        .filter(Q(system=system) | Q(label=system.name))
+        .values_list("item__prompt_id", flat=True)
+    )
+    rows = parse_responses(
+        data,
+        items={prompt_id: gold for prompt_id, (_, gold) in items.items()},
+        answered=answered,
+        max_bytes=settings.ITEMS_UPLOAD_MAX_BYTES,
+        max_line_bytes=settings.ITEMS_LINE_MAX_BYTES,
+    )
+    created = Response.objects.bulk_create(
+        [
+            Response(
+                item_id=items[row.prompt_id][0],
+                system=system,
+                label=system.name,
+                content=row.turns,
+                content_html=render_turns(row.turns),
+            )
+            for row in rows
+        ],
+        batch_size=1000,
+    )
+    others: dict[int, list[Response]] = {}
+    for response in Response.objects.filter(item_id__in=[r.item_id for r in created], system__isnull=False).exclude(
+        system=system
+    ):
+        others.setdefault(response.item_id, []).append(response)
+    pairs = _item_pairs_add(
+        study,
+        (
+            tuple(sorted((other, new), key=lambda r: r.pk))  # low/high by id, as for uploaded items
+            for new in created
+            for other in others.get(new.item_id, [])
+        ),
+    )
+    result = ResponsesUploaded(created=len(created), item_pairs=pairs)
+    audit_record(
+        actor=actor,
+        action="responses.upload",
+        target=study,
+        data={"system": system.name, "created": result.created, "item_pairs": result.item_pairs},
+    )
+    return result
