@@ -7,6 +7,8 @@ from crowdplatform.accounts import views as accounts_views
 from crowdplatform.core import api as core_api
 from crowdplatform.core import views as core_views
 from crowdplatform.core.health import healthz
+from crowdplatform.integrity import api as integrity_api
+from crowdplatform.integrity import views as integrity_views
 from crowdplatform.raters import api as raters_api
 from crowdplatform.raters import views as raters_views
 from evaluations import api as evaluations_api
@@ -31,6 +33,7 @@ api_v1 = [
         name="api-key-detail",
     ),
     path("audit-events/", core_api.AuditEventListApi.as_view(), name="audit-event-list"),
+    path("transparency/", integrity_api.TransparencyApi.as_view(), name="transparency"),
     path("campaigns/", raters_api.CampaignListApi.as_view(), name="campaign-list"),
     path(
         "campaigns/<int:campaign_id>/applicants/",
@@ -225,6 +228,12 @@ urlpatterns = [
     path("invitations/<str:token>/", accounts_views.invitation_accept, name="invitation_accept"),
     path("join/<str:token>/", raters_views.campaign_join, name="campaign_join"),
     path("leaderboards/<int:study_id>/", views_leaderboard.public_leaderboard_page, name="leaderboard_public"),
+    path("transparency/", integrity_views.transparency_page, name="transparency"),
+    path(
+        "transparency/releases/<int:release_id>/battles.jsonl",
+        integrity_views.release_download,
+        name="release_download",
+    ),
     path("client/", include(client_urls)),
     path("rater/", include(rater_urls)),
     path("staff/", include(staff_urls)),

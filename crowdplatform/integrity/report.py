@@ -1,0 +1,307 @@
+"""The public transparency report: what every provider got from each public leaderboard, side by side.
+
+Reads only (selectors). Everything here is public by design: providers, their systems (pre-release
+variants included) with registration dates and published scores, battles and sampling shares per day,
+retirements with the rule applied, the data released to everyone, the policy and its history, and the
+digest chain of the released battles. Rater identities, prompts and responses never appear.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from django.db.models import Count, Q
+from django.urls import reverse
+
+from crowdplatform.integrity.models import (
+    PeriodRelease,
+    PolicyVersion,
+    Provider,
+    PublicLeaderboard,
+    PublishedResult,
+    Submission,
+)
+from crowdplatform.integrity.selectors import release_chain_verify
+from evaluations.models import Vote
+from evaluations.selectors import sampling_report
+
+PARAMETERS = (
+    "period_days",
+    "prerelease_cap",
+    "window_days",
+    "provisional_votes",
+    "retire_after_votes",
+    "retire_newer_required",
+)
+
+
+@dataclass(frozen=True)
+class Result:
+    published_at: datetime
+    rating: float | None
+    ci_low: float | None
+    ci_high: float | None
+    rank: int | None
+    votes: int
+    provisional: bool
+
+
+@dataclass(frozen=True)
+class SystemEntry:
+    name: str
+    license_class: str
+    prerelease: bool
+    registered_at: datetime
+    window_ends_at: datetime
+    status: str  # "testing", "published" or "retired"
+    result: Result | None  # the latest published result
+    results: int  # how many times its result was published (history kept)
+    retired_at: datetime | None
+    retirement_rule: str
+    battles: int  # tasks drawn with it (voted or not)
+    votes: int
+
+
+@dataclass(frozen=True)
+class DayShare:
+    date: date
+    share: float  # of all battle appearances that day (each battle has two systems)
+    battles: int
+
+
+@dataclass(frozen=True)
+class ProviderEntry:
+    name: str
+    slug: str
+    systems: list[SystemEntry]
+    prerelease_tested: int
+    battles: int
+    votes: int
+    battle_share: float | None  # of all battle appearances on the leaderboard
+    days: list[DayShare]
+    released_battles_with_its_systems: int
+    released_battles_given: int  # every provider gets every released battle: the same for all
+
+    @property
+    def retirements(self) -> list[SystemEntry]:
+        return [system for system in self.systems if system.retired_at is not None]
+
+
+@dataclass(frozen=True)
+class ReleaseEntry:
+    period_start: datetime
+    period_end: datetime
+    battles: int
+    size_bytes: int
+    file_sha256: str
+    previous_chain_sha256: str
+    chain_sha256: str
+    published_at: datetime
+    download_url: str
+    verified: bool  # its file and chain link recomputed just now
+    problem: str  # why not, in words
+
+
+@dataclass(frozen=True)
+class PolicyEntry:
+    number: int
+    text: str
+    parameters: dict[str, Any]
+    effective_at: datetime
+
+
+@dataclass(frozen=True)
+class LeaderboardReport:
+    name: str
+    slug: str
+    study_id: int
+    sampling: str
+    parameters: dict[str, int]
+    policy: list[PolicyEntry]  # oldest first; the last is in force
+    providers: list[ProviderEntry]
+    releases: list[ReleaseEntry]
+    battles: int
+    votes: int
+    chain_verified: bool  # every release's file and link recompute
+    days: list[date] = field(default_factory=list)
+
+
+def transparency_reports() -> list[LeaderboardReport]:
+    return [transparency_report(leaderboard=leaderboard) for leaderboard in PublicLeaderboard.objects.all()]
+
+
+def transparency_report(*, leaderboard: PublicLeaderboard) -> LeaderboardReport:
+    study = leaderboard.study
+    submissions = list(Submission.objects.filter(leaderboard=leaderboard).select_related("system", "provider"))
+    sampling = sampling_report(study)
+    battles_by_system = {entry.name: entry.battles for entry in sampling.systems}
+    votes_by_system = _votes_by_system(study.pk)
+    latest, counts = _results(submissions)
+    releases = list(PeriodRelease.objects.filter(leaderboard=leaderboard).order_by("period_start"))
+    chain = release_chain_verify(leaderboard=leaderboard)
+    checks = {check.period_start: check for check in chain.releases}
+    released_total = sum(release.battles for release in releases)
+    released_with = _released_battles_by_system(study.pk, releases)
+    appearances = 2 * sampling.battles
+    by_provider: dict[int, list[Submission]] = defaultdict(list)
+    for submission in submissions:
+        by_provider[submission.provider_id].append(submission)
+    providers = []
+    for provider in Provider.objects.filter(pk__in=list(by_provider)).order_by("name"):
+        own = by_provider[provider.pk]
+        names = {submission.system.name for submission in own}
+        battles = sum(battles_by_system.get(name, 0) for name in names)
+        providers.append(
+            ProviderEntry(
+                name=provider.name,
+                slug=provider.slug,
+                systems=[
+                    _system_entry(s, latest.get(s.pk), counts.get(s.pk, 0), battles_by_system, votes_by_system)
+                    for s in own
+                ],
+                prerelease_tested=sum(1 for submission in own if submission.prerelease),
+                battles=battles,
+                votes=sum(votes_by_system.get(name, 0) for name in names),
+                battle_share=battles / appearances if appearances else None,
+                days=[
+                    DayShare(
+                        date=day.date,
+                        share=sum(entry.share for entry in day.systems if entry.name in names),
+                        battles=sum(entry.battles for entry in day.systems if entry.name in names),
+                    )
+                    for day in sampling.days
+                ],
+                released_battles_with_its_systems=sum(released_with.get(name, 0) for name in names),
+                released_battles_given=released_total,
+            )
+        )
+    return LeaderboardReport(
+        name=leaderboard.name,
+        slug=leaderboard.slug,
+        study_id=study.pk,
+        sampling=study.sampling,
+        parameters={name: getattr(leaderboard, name) for name in PARAMETERS},
+        policy=[
+            PolicyEntry(number=v.number, text=v.text, parameters=v.parameters, effective_at=v.effective_at)
+            for v in PolicyVersion.objects.filter(leaderboard=leaderboard).order_by("number")
+        ],
+        providers=providers,
+        releases=[
+            ReleaseEntry(
+                period_start=release.period_start,
+                period_end=release.period_end,
+                battles=release.battles,
+                size_bytes=release.size_bytes,
+                file_sha256=release.file_sha256,
+                previous_chain_sha256=release.previous_chain_sha256,
+                chain_sha256=release.chain_sha256,
+                published_at=release.published_at,
+                download_url=reverse("release_download", args=[release.pk]),
+                verified=checks[release.period_start].ok,
+                problem=checks[release.period_start].reason,
+            )
+            for release in releases
+        ],
+        battles=sampling.battles,
+        votes=sampling.votes,
+        chain_verified=chain.ok,
+        days=[day.date for day in sampling.days],
+    )
+
+
+def _results(submissions: list[Submission]) -> tuple[dict[int, PublishedResult], dict[int, int]]:
+    """The latest published result of each submission, and how many were published."""
+    latest: dict[int, PublishedResult] = {}
+    counts: dict[int, int] = defaultdict(int)
+    for result in PublishedResult.objects.filter(submission__in=submissions).order_by("published_at", "id"):
+        latest[result.submission_id] = result
+        counts[result.submission_id] += 1
+    return latest, counts
+
+
+def _system_entry(
+    submission: Submission,
+    result: PublishedResult | None,
+    results: int,
+    battles: dict[str, int],
+    votes: dict[str, int],
+) -> SystemEntry:
+    name = submission.system.name
+    status = "retired" if submission.retired_at else "published" if submission.published_at else "testing"
+    return SystemEntry(
+        name=name,
+        license_class=submission.license_class,
+        prerelease=submission.prerelease,
+        registered_at=submission.registered_at,
+        window_ends_at=submission.window_ends_at,
+        status=status,
+        result=None
+        if result is None
+        else Result(
+            published_at=result.published_at,
+            rating=result.rating,
+            ci_low=result.ci_low,
+            ci_high=result.ci_high,
+            rank=result.rank,
+            votes=result.votes,
+            provisional=result.provisional,
+        ),
+        results=results,
+        retired_at=submission.retired_at,
+        retirement_rule=submission.retirement_rule,
+        battles=battles.get(name, 0),
+        votes=votes.get(name, 0),
+    )
+
+
+def _votes_by_system(study_id: int) -> dict[str, int]:
+    """Counted votes per system name (a vote counts for both of its systems); gold never counts."""
+    votes: dict[str, int] = defaultdict(int)
+    rows = (
+        Vote.objects.filter(study_id=study_id, is_gold=False)
+        .values("system_a__name", "system_b__name")
+        .annotate(n=Count("id"))
+    )
+    for row in rows:
+        votes[row["system_a__name"]] += row["n"]
+        votes[row["system_b__name"]] += row["n"]
+    return dict(votes)
+
+
+def _released_battles_by_system(study_id: int, releases: list[PeriodRelease]) -> dict[str, int]:
+    """Votes in the released periods' files, per system (the files hold included, non-gold votes)."""
+    if not releases:
+        return {}
+    periods = Q()
+    for release in releases:
+        periods |= Q(created_at__gte=release.period_start, created_at__lt=release.period_end)
+    counted: dict[str, int] = defaultdict(int)
+    rows = (
+        Vote.objects.filter(periods, study_id=study_id, is_gold=False, quality_status="included")
+        .values("system_a__name", "system_b__name")
+        .annotate(n=Count("id"))
+    )
+    for row in rows:
+        counted[row["system_a__name"]] += row["n"]
+        counted[row["system_b__name"]] += row["n"]
+    return dict(counted)
+
+
+def report_as_dict(report: LeaderboardReport) -> dict[str, Any]:
+    """The API's shape: plain JSON values (dates as ISO 8601)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, datetime | date):
+            return value.isoformat()
+        if isinstance(value, list):
+            return [plain(item) for item in value]
+        if isinstance(value, dict):
+            return {key: plain(item) for key, item in value.items()}
+        if hasattr(value, "__dataclass_fields__"):
+            return {name: plain(getattr(value, name)) for name in value.__dataclass_fields__}
+        return value
+
+    return plain(report)
