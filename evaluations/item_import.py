@@ -21,7 +21,7 @@ import difflib
 import io
 import json
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -259,12 +259,7 @@ class _Checker:
 
     @staticmethod
     def _unknown_fields(unknown: list[str]) -> str:
-        shown = []
-        for key in unknown:
-            close = difflib.get_close_matches(key, FIELDS, n=1)
-            shown.append(f"{_show(key)} (did you mean {close[0]!r}?)" if close else _show(key))
-        plural = "s" if len(unknown) > 1 else ""
-        return f"unknown field{plural} {', '.join(shown)}; the fields are {', '.join(FIELDS)}"
+        return unknown_fields_message(unknown, FIELDS)
 
     def _prompt_id(self, line: int, record: dict[str, Any]) -> str | None:
         if "prompt_id" not in record:
@@ -560,3 +555,13 @@ def parse_items(
     if errors:
         raise ItemImportError(errors.items)
     return rows
+
+
+def unknown_fields_message(unknown: list[str], fields: Sequence[str]) -> str:
+    """The message for unknown fields, each typo named with its likely fix ("did you mean 'prompt'?")."""
+    shown = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, fields, n=1)
+        shown.append(f"{_show(key)} (did you mean {close[0]!r}?)" if close else _show(key))
+    plural = "s" if len(unknown) > 1 else ""
+    return f"unknown field{plural} {', '.join(shown)}; the fields are {', '.join(fields)}"

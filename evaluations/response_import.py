@@ -10,7 +10,6 @@ item_import's), and errors name their line the same way (0 for the upload as a w
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +25,7 @@ from evaluations.item_import import (
     _show,
     _size,
     _turns,
+    unknown_fields_message,
 )
 
 FIELDS = ("prompt_id", "response")
@@ -51,7 +51,7 @@ class _ResponseChecker:
         before = len(self.errors.items)
         unknown = [key for key in record if key not in FIELDS]
         if unknown:
-            self.errors.add(line, self._unknown_fields(unknown))
+            self.errors.add(line, unknown_fields_message(unknown, FIELDS))
         prompt_id = self._prompt_id(line, record)
         turns = None
         if "response" in record:
@@ -61,15 +61,6 @@ class _ResponseChecker:
         if len(self.errors.items) > before or prompt_id is None or turns is None:
             return None
         return ResponseRow(line=line, prompt_id=prompt_id, turns=turns)
-
-    @staticmethod
-    def _unknown_fields(unknown: list[str]) -> str:
-        shown = []
-        for key in unknown:
-            close = difflib.get_close_matches(key, FIELDS, n=1)
-            shown.append(f"{_show(key)} (did you mean {close[0]!r}?)" if close else _show(key))
-        plural = "s" if len(unknown) > 1 else ""
-        return f"unknown field{plural} {', '.join(shown)}; the fields are {', '.join(FIELDS)}"
 
     def _prompt_id(self, line: int, record: dict[str, Any]) -> str | None:
         if "prompt_id" not in record:
