@@ -50,6 +50,17 @@ class Result:
 
 
 @dataclass(frozen=True)
+class DaySampling:
+    """One system on one day: its share of battle appearances and the mean probability recorded for the
+    pairs drawn with it (the sampling policy's own figure, published so anyone can check it is equal)."""
+
+    date: date
+    battles: int
+    share: float
+    mean_probability: float | None
+
+
+@dataclass(frozen=True)
 class SystemEntry:
     name: str
     license_class: str
@@ -63,6 +74,8 @@ class SystemEntry:
     retirement_rule: str
     battles: int  # tasks drawn with it (voted or not)
     votes: int
+    mean_probability: float | None  # over all its battles
+    days: list[DaySampling]
 
 
 @dataclass(frozen=True)
@@ -138,6 +151,14 @@ def transparency_report(*, leaderboard: PublicLeaderboard) -> LeaderboardReport:
     submissions = list(Submission.objects.filter(leaderboard=leaderboard).select_related("system", "provider"))
     sampling = sampling_report(study)
     battles_by_system = {entry.name: entry.battles for entry in sampling.systems}
+    probability_by_system = {entry.name: entry.mean_probability for entry in sampling.systems}
+    days_by_system: dict[str, list[DaySampling]] = defaultdict(list)
+    for day in sampling.days:
+        for entry in day.systems:
+            if entry.battles:
+                days_by_system[entry.name].append(
+                    DaySampling(day.date, entry.battles, entry.share, entry.mean_probability)
+                )
     votes_by_system = _votes_by_system(study.pk)
     latest, counts = _results(submissions)
     releases = list(PeriodRelease.objects.filter(leaderboard=leaderboard).order_by("period_start"))
@@ -159,7 +180,15 @@ def transparency_report(*, leaderboard: PublicLeaderboard) -> LeaderboardReport:
                 name=provider.name,
                 slug=provider.slug,
                 systems=[
-                    _system_entry(s, latest.get(s.pk), counts.get(s.pk, 0), battles_by_system, votes_by_system)
+                    _system_entry(
+                        s,
+                        latest.get(s.pk),
+                        counts.get(s.pk, 0),
+                        battles=battles_by_system,
+                        votes=votes_by_system,
+                        probability=probability_by_system,
+                        days=days_by_system,
+                    )
                     for s in own
                 ],
                 prerelease_tested=sum(1 for submission in own if submission.prerelease),
@@ -226,8 +255,11 @@ def _system_entry(
     submission: Submission,
     result: PublishedResult | None,
     results: int,
+    *,
     battles: dict[str, int],
     votes: dict[str, int],
+    probability: dict[str, float | None],
+    days: dict[str, list[DaySampling]],
 ) -> SystemEntry:
     name = submission.system.name
     status = "retired" if submission.retired_at else "published" if submission.published_at else "testing"
@@ -254,6 +286,8 @@ def _system_entry(
         retirement_rule=submission.retirement_rule,
         battles=battles.get(name, 0),
         votes=votes.get(name, 0),
+        mean_probability=probability.get(name),
+        days=days.get(name, []),
     )
 
 

@@ -109,6 +109,17 @@ def test_each_provider_gets_its_systems_battles_and_share(arena):
         pytest.approx(acme.battle_share, abs=1e-4)
     ]  # shares rounded to 4 places
     assert [system.status for system in acme.systems] == ["testing", "testing"]
+    # Per system and day: battles and the probability the sampling policy recorded for its draws.
+    tasks = Task.objects.filter(study=arena["study"]).select_related("item_pair__pair_stat")
+    acme_1 = System.objects.get(study=arena["study"], name="acme-1")
+    drawn = [
+        task.sampling_probability
+        for task in tasks
+        if acme_1.pk in (task.item_pair.pair_stat.system_low_id, task.item_pair.pair_stat.system_high_id)
+    ]
+    (day,) = acme.systems[0].days
+    assert day.battles == appearances["acme-1"] == len(drawn)
+    assert day.mean_probability == round(sum(drawn) / len(drawn), 4) == acme.systems[0].mean_probability
     assert [version.number for version in report.policy] == [1, 2]
     assert report.sampling == "active"
     assert report.parameters["prerelease_cap"] == 5
