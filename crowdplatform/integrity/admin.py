@@ -5,6 +5,7 @@ read-only: every change goes through `crowdplatform.integrity.services`, and not
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db import models
 from django.http import HttpRequest
 
 from crowdplatform.core.admin import ReadOnlyAdmin
@@ -36,6 +37,8 @@ class ProviderAdmin(IntegrityAdmin):
     list_display = ["name", "slug", "organization", "website", "registered_at"]
     search_fields = ["name", "slug", "organization__name"]
     list_select_related = ["organization"]
+    # Django 5.2 warns that URLField's default scheme becomes https in 6.0: choose it now.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
 
 @admin.register(PublicLeaderboard)
