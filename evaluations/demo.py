@@ -689,31 +689,60 @@ class DemoItems:
     quality: dict[tuple[str, str], Quality]  # (prompt_id, response label) -> what raters perceive
 
 
+@dataclass(frozen=True)
+class DemoPrompt:
+    prompt_id: str
+    prompt: str
+    topic: Topic
+
+
+def _topic_prompts(topic: Topic, count: int, rng: random.Random) -> list[DemoPrompt]:
+    """`count` distinct prompts on the topic (a context, a question and a suffix, shuffled)."""
+    variants = [
+        (context, question, suffix)
+        for context in CONTEXTS[topic.category]
+        for question in topic.questions
+        for suffix in SUFFIXES
+    ]
+    rng.shuffle(variants)
+    return [
+        DemoPrompt(
+            prompt_id=f"{topic.slug}-{number:02d}",
+            prompt=f"{context}\n\n{question}{suffix}" if context else f"{question}{suffix}",
+            topic=topic,
+        )
+        for number, (context, question, suffix) in enumerate(variants[:count], start=1)
+    ]
+
+
+def demo_response(topic: Topic, system: DemoSystem, rng: random.Random) -> tuple[Quality, str]:
+    """One system's generated answer on the topic and what raters perceive of it: its quality is
+    the system's hidden strength plus noise."""
+    score = system.strength + rng.gauss(0, 0.8)
+    tier = _tier(score)
+    return Quality(score, tier, unsafe=tier == 0 and topic.unsafe), _response_text(topic, tier, system.style, rng)
+
+
+def demo_prompts(count: int, rng: random.Random) -> list[DemoPrompt]:
+    """`count` coding prompts spread evenly over the topics (no responses): for other demos' studies."""
+    per_topic = [count // len(TOPICS) + (index < count % len(TOPICS)) for index in range(len(TOPICS))]
+    return [prompt for topic, n in zip(TOPICS, per_topic, strict=True) for prompt in _topic_prompts(topic, n, rng)]
+
+
 def demo_items(rng: random.Random) -> DemoItems:
     """200 coding prompts with a response from each system, then 10 gold items, as JSONL."""
     lines, quality = [], {}
     per_topic = [PROMPTS // len(TOPICS) + (index < PROMPTS % len(TOPICS)) for index in range(len(TOPICS))]
     for topic, count in zip(TOPICS, per_topic, strict=True):
-        variants = [
-            (context, question, suffix)
-            for context in CONTEXTS[topic.category]
-            for question in topic.questions
-            for suffix in SUFFIXES
-        ]
-        rng.shuffle(variants)
-        for number, (context, question, suffix) in enumerate(variants[:count], start=1):
-            prompt = f"{context}\n\n{question}{suffix}" if context else f"{question}{suffix}"
-            prompt_id = f"{topic.slug}-{number:02d}"
+        # Prompts and responses draw from `rng` interleaved, topic by topic: the demo stays the same.
+        for prompt in _topic_prompts(topic, count, rng):
             responses = {}
             for system in SYSTEMS:
-                score = system.strength + rng.gauss(0, 0.8)
-                tier = _tier(score)
-                quality[(prompt_id, system.name)] = Quality(score, tier, unsafe=tier == 0 and topic.unsafe)
-                responses[system.name] = _response_text(topic, tier, system.style, rng)
+                quality[(prompt.prompt_id, system.name)], responses[system.name] = demo_response(topic, system, rng)
             lines.append(
                 {
-                    "prompt_id": prompt_id,
-                    "prompt": prompt,
+                    "prompt_id": prompt.prompt_id,
+                    "prompt": prompt.prompt,
                     "language": "en",
                     "category": topic.category,
                     "responses": responses,
@@ -912,24 +941,29 @@ def _sessions(
     return planned
 
 
-def _simulate(
+def crowd_simulate(
     study: Study,
     members: list[CrowdMember],
     profiles: list[RaterProfile],
     quality: dict[tuple[str, str], Quality],
     votes: int,
     rng: random.Random,
+    *,
+    start: datetime | None = None,
+    until: datetime | None = None,
 ) -> None:
-    """Raters work sessions on a simulated clock until the study has `votes` votes."""
+    """Raters work sessions on a simulated clock until the study has `votes` votes (all studies'
+    demos use it). Sessions start from `start` (default: DAYS days before the end) until 20 minutes
+    before `until` (default: now); no task is leased after a minute before `until`."""
     perceived = {
         pk: quality[(prompt_id, label)]
         for pk, prompt_id, label in Response.objects.filter(item__study=study).values_list(
             "pk", "item__prompt_id", "label"
         )
     }
-    limit = timezone.now() - timedelta(minutes=1)  # no task is leased in the future
+    limit = (until or timezone.now()) - timedelta(minutes=1)  # no task is leased in the future
     end = limit - timedelta(minutes=20)  # sessions start by then; a long one may run into the last minutes
-    start = end - timedelta(days=DAYS)
+    start = start or end - timedelta(days=DAYS)
     cast = Vote.objects.filter(study=study).count()
     clock = start
     busy_until = [start] * len(members)
@@ -986,6 +1020,15 @@ def _work_one(
 # --- The study ----------------------------------------------------------------------------------
 
 
+def crowd_ensure(rng: random.Random) -> list[tuple[CrowdMember, RaterProfile]]:
+    """The simulated crowd's approved members with their rater profiles (created on first use)."""
+    ExpertiseDomain.objects.get_or_create(slug="software", defaults={"name": "Software engineering"})
+    reviewer = _reviewer()
+    members = crowd()
+    profiles = [_crowd_profile(member, reviewer, rng) for member in members]
+    return [(m, p) for m, p in zip(members, profiles, strict=True) if p.status == ApplicationStatus.APPROVED]
+
+
 def demo_study(organization: Organization) -> Study | None:
     return Study.objects.filter(organization=organization, name=DEMO_STUDY_NAME).first()
 
@@ -1013,12 +1056,8 @@ def demo_study_ensure(*, organization: Organization, owner: User, votes: int = 1
     services.items_upload(study=study, actor=owner, data=items.jsonl, filename="coding-help-demo.jsonl")
     study = services.study_launch(study=study, actor=owner)
 
-    ExpertiseDomain.objects.get_or_create(slug="software", defaults={"name": "Software engineering"})
-    reviewer = _reviewer()
-    members = crowd()
-    profiles = [_crowd_profile(member, reviewer, crowd_rng) for member in members]
-    working = [(m, p) for m, p in zip(members, profiles, strict=True) if p.status == ApplicationStatus.APPROVED]
-    _simulate(study, [m for m, _ in working], [p for _, p in working], items.quality, votes, vote_rng)
+    working = crowd_ensure(crowd_rng)
+    crowd_simulate(study, [m for m, _ in working], [p for _, p in working], items.quality, votes, vote_rng)
     study.refresh_from_db()
     return study
 

@@ -32,7 +32,7 @@ def test_seed_demo_moves_the_money_through_stripe_and_every_figure_agrees(settin
     output = seed()
 
     organization = Organization.objects.get(name="Demo Lab")
-    funding = Funding.objects.get()
+    funding = Funding.objects.get(organization=organization)  # the public arena's organization has its own
     assert (funding.status, funding.amount_cents) == (FundingStatus.PAID, 100_000)
     assert funding.fee_cents == round(100_000 * 0.029) + 30
     billing = selectors.org_billing(organization=organization)
@@ -42,7 +42,9 @@ def test_seed_demo_moves_the_money_through_stripe_and_every_figure_agrees(settin
     (study,) = billing.studies
     assert study.tasks == 30
     assert study.task_pay_cents == sum(
-        Earning.objects.filter(kind=EarningKind.TASK).values_list("amount_cents", flat=True)
+        Earning.objects.filter(kind=EarningKind.TASK, study__organization=organization).values_list(
+            "amount_cents", flat=True
+        )
     )
 
     batch = PayoutBatch.objects.get()
@@ -57,9 +59,9 @@ def test_seed_demo_moves_the_money_through_stripe_and_every_figure_agrees(settin
             Earning.objects.filter(rater=payout.rater).exclude(status="rejected").values_list("amount_cents", flat=True)
         )
     assert ledger.balance(ledger.payouts_in_transit("usd")) == 0
-    assert ledger.balance(ledger.stripe_balance("usd")) == funding.amount_cents - funding.fee_cents - sum(
-        sent.values_list("amount_cents", flat=True)
-    )
+    # Both demo fundings (the lab's and the public arena's) came in through Stripe; the batch went out.
+    funded = sum(paid.amount_cents - paid.fee_cents for paid in Funding.objects.filter(status=FundingStatus.PAID))
+    assert ledger.balance(ledger.stripe_balance("usd")) == funded - sum(sent.values_list("amount_cents", flat=True))
     assert ledger.ledger_check().ok
     assert f"payout batch {batch.pk} sent {sent.count()} transfers" in output
 
@@ -71,13 +73,13 @@ def test_seed_demo_twice_moves_no_more_money(settings):
     seed()
     after = ledger.ledger_check()
     assert (after.transactions, after.entries) == (before.transactions, before.entries)
-    assert (Funding.objects.count(), PayoutBatch.objects.count()) == (1, 1)
+    assert (Funding.objects.count(), PayoutBatch.objects.count()) == (2, 1)  # the lab's and the arena's funding
 
 
 def test_seed_demo_uses_a_sandbox_that_is_already_running(stripe_sandbox, settings):
     seed()
-    funding = Funding.objects.get()
+    funding = Funding.objects.get(organization__name="Demo Lab")
     state = SandboxControl(settings.STRIPE_API_BASE).state()
     assert funding.status == FundingStatus.PAID
-    assert state["counts"]["checkout.session"] == 1
+    assert state["counts"]["checkout.session"] == 2  # the demo lab's, and the public arena's organization's
     assert ledger.ledger_check().ok

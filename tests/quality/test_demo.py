@@ -17,7 +17,7 @@ import pytest
 from django.core.management import call_command
 
 from crowdplatform.quality.models import ActionStatus, QualityAction
-from evaluations.demo import crowd
+from evaluations.demo import DEMO_STUDY_NAME, crowd
 from evaluations.models import QualityStatus, Study, Vote
 
 pytestmark = pytest.mark.django_db
@@ -64,7 +64,7 @@ def test_the_demo_flags_its_bad_raters_and_its_votes_give_the_same_leaderboard_e
 
 
 def _exports_and_ratings_agree(client, tmp_path: Path) -> None:
-    study = Study.objects.get()
+    study = Study.objects.get(name=DEMO_STUDY_NAME)  # seed_demo also runs a public arena's study
     client.force_login(study.created_by)
     counted = Vote.objects.filter(study=study, is_gold=False, quality_status=QualityStatus.INCLUDED)
     excluded = Vote.objects.filter(study=study, is_gold=False, quality_status=QualityStatus.EXCLUDED)

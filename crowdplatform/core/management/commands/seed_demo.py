@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from crowdplatform.accounts.demo import demo_accounts_ensure
 from crowdplatform.accounts.models import Organization, User
+from crowdplatform.integrity.demo import demo_arena_ensure
 from crowdplatform.quality.demo import demo_quality_ensure
 from evaluations.demo import demo_study_ensure, demo_study_summary
 from payments.demo import (
@@ -46,6 +47,9 @@ class Command(BaseCommand):
         with sandbox_session() as sandbox:
             demo_funding_ensure(organization=organization, owner=owner, sandbox=sandbox)
             study = demo_study_ensure(organization=organization, owner=owner, votes=settings.DEMO_STUDY_VOTES)
+            # The public arena (its own organization, funded the same way) votes before the quality
+            # review and the payout batch, so both cover its crowd too and a second run finds nothing new.
+            arena = demo_arena_ensure(sandbox=sandbox, votes=settings.DEMO_STUDY_VOTES)
             # Quality before pay: the rules hold the pending pay of raters they pause, so the payout
             # batch leaves it out; the review queue then shows the demo crowd's bad raters.
             quality = demo_quality_ensure()
@@ -53,6 +57,7 @@ class Command(BaseCommand):
         self.stdout.write(quality)
         self.stdout.write(demo_study_summary(study))
         self.stdout.write(demo_money_summary(organization=organization))
+        self.stdout.write(arena)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
