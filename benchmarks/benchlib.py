@@ -1,16 +1,32 @@
-"""What the benchmarks share: setting Django up, and the throwaway database they run on."""
+"""What the benchmarks share: setting Django up, the throwaway database they run on, and recording results."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
+
+
+def summary_report(name: str, summary: dict[str, Any], *, record: bool = True) -> Path | None:
+    """Print a benchmark's summary as JSON and, unless told not to, keep it as
+    `benchmarks/results/<name>-<UTC timestamp>.json` (the file RESULTS.md cites)."""
+    text = json.dumps(summary, indent=2)
+    print(text)
+    if not record:
+        return None
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    path.write_text(text + "\n")
+    return path
 
 
 def django_setup_in_process() -> None:

@@ -42,7 +42,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-from benchlib import RESULTS, Database  # benchmarks/benchlib.py (on sys.path for scripts)
+from benchlib import Database, summary_report  # benchmarks/benchlib.py (on sys.path for scripts)
 
 BENCH_SUFFIX = "_exports_bench"
 TARGET_VOTES_PER_S = 200_000
@@ -301,12 +301,7 @@ def run(args: argparse.Namespace, database: Database) -> int:
         },
         "checks": checks,
     }
-    text = json.dumps(summary, indent=2)
-    print(text)
-    if not args.no_record:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        (RESULTS / f"export_votes-{stamp}.json").write_text(text + "\n")
+    summary_report("export_votes", summary, record=not args.no_record)
     return 0 if all(check["ok"] for check in checks) else 1
 
 

@@ -18,7 +18,6 @@ Prints a JSON summary and writes it to benchmarks/results/ledger_postings-<UTC t
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import threading
@@ -26,7 +25,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from benchlib import RESULTS, django_setup_in_process  # benchmarks/benchlib.py (on sys.path for scripts)
+from benchlib import django_setup_in_process, summary_report  # benchmarks/benchlib.py (on sys.path for scripts)
 
 django_setup = django_setup_in_process
 
@@ -176,11 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
-    text = json.dumps(summary, indent=2)
-    print(text)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    (RESULTS / f"ledger_postings-{stamp}.json").write_text(text + "\n")
+    summary_report("ledger_postings", summary)
     return 0
 
 

@@ -17,7 +17,6 @@ Prints a JSON summary and writes it to benchmarks/results/quality_false_positive
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -26,7 +25,7 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
-from benchlib import RESULTS, django_setup_in_process  # benchmarks/benchlib.py (on sys.path for scripts)
+from benchlib import django_setup_in_process, summary_report  # benchmarks/benchlib.py (on sys.path for scripts)
 
 django_setup = django_setup_in_process
 
@@ -146,11 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "per_behaviour": per_behaviour,
     }
-    text = json.dumps(summary, indent=2)
-    print(text)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    (RESULTS / f"quality_false_positives-{stamp}.json").write_text(text + "\n")
+    summary_report("quality_false_positives", summary)
     return 0
 
 

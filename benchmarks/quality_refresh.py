@@ -43,10 +43,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from benchlib import Database  # benchmarks/benchlib.py (scripts run with benchmarks/ on sys.path)
+from benchlib import Database, summary_report  # benchmarks/benchlib.py (scripts run with benchmarks/ on sys.path)
 
 REPO = Path(__file__).resolve().parent.parent
-RESULTS_DIR = REPO / "benchmarks" / "results"
 SECRET_KEY = "benchmark-only-secret-key-" + "q" * 40
 BENCH_SUFFIX = "_quality_bench"
 STUDIES = 4
@@ -634,12 +633,7 @@ def run(args: argparse.Namespace, database: Database) -> int:
         "met": {"full": full["seconds"] < 60, "incremental": incremental["seconds"] < 2},
         "checks": checks,
     }
-    text = json.dumps(summary, indent=2)
-    print(text)
-    if not args.no_record:
-        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        (RESULTS_DIR / f"quality_refresh-{stamp}.json").write_text(text + "\n")
+    summary_report("quality_refresh", summary, record=not args.no_record)
     return 0 if all(check["ok"] for check in checks) else 1
 
 

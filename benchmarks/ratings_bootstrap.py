@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from benchlib import REPO, RESULTS  # benchmarks/benchlib.py (on sys.path for scripts)
+from benchlib import REPO, summary_report  # benchmarks/benchlib.py (on sys.path for scripts)
 
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
@@ -315,12 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         log("file round trip: writing and reading a JSONL file of the battles")
         summary["file_roundtrip"] = file_roundtrip(data, args.rounds, args.seed)
     summary["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
-    text = json.dumps(summary, indent=2)
-    print(text)
-    if not args.no_record:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        (RESULTS / f"ratings_bootstrap-{stamp}.json").write_text(text + "\n")
+    summary_report("ratings_bootstrap", summary, record=not args.no_record)
     return 0
 
 
