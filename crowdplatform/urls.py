@@ -34,6 +34,17 @@ api_v1 = [
     ),
     path("audit-events/", core_api.AuditEventListApi.as_view(), name="audit-event-list"),
     path("transparency/", integrity_api.TransparencyApi.as_view(), name="transparency"),
+    path("leaderboards/", integrity_api.LeaderboardListApi.as_view(), name="public-leaderboard-list"),
+    path(
+        "leaderboards/<slug:slug>/submissions/",
+        integrity_api.SubmissionListCreateApi.as_view(),
+        name="submission-list",
+    ),
+    path(
+        "leaderboards/<slug:slug>/submissions/<int:submission_id>/responses/",
+        integrity_api.SubmissionResponsesApi.as_view(),
+        name="submission-responses",
+    ),
     path("campaigns/", raters_api.CampaignListApi.as_view(), name="campaign-list"),
     path(
         "campaigns/<int:campaign_id>/applicants/",

@@ -331,3 +331,23 @@ def _check_prerelease_cap(
             f"{period_end:%Y-%m-%d %H:%M} UTC. A named (released) system does not count against the cap.",
             code="prerelease_cap_reached",
         )
+
+
+@transaction.atomic
+def submission_responses_upload(*, submission: Submission, actor: Actor, data: bytes) -> evaluations.ResponsesUploaded:
+    """The submitted system's answers to the leaderboard's prompts (JSONL `{"prompt_id", "response"}`),
+    by the same people who may submit for its provider; every line valid or nothing added."""
+    if not _may_submit_for(actor, submission.provider):
+        raise PermissionDenied("Only staff or the provider's own organization may upload its system's responses.")
+    if submission.retired_at is not None:
+        raise ConflictError(f"{submission.system.name!r} is retired: it takes no new responses.", code="retired")
+    result = evaluations.responses_upload(
+        study=submission.leaderboard.study, system=submission.system, actor=actor, data=data
+    )
+    audit_record(
+        actor=actor,
+        action="integrity.responses_upload",
+        target=submission,
+        data={"system": submission.system.name, "created": result.created, "item_pairs": result.item_pairs},
+    )
+    return result
