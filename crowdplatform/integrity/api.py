@@ -20,7 +20,8 @@ from rest_framework.views import APIView
 from crowdplatform.core.api_errors import error_body
 from crowdplatform.integrity import services
 from crowdplatform.integrity.models import LicenseClass, Provider, PublicLeaderboard, Submission
-from crowdplatform.integrity.report import PARAMETERS, report_as_dict, transparency_reports
+from crowdplatform.integrity.report import report_as_dict, transparency_reports
+from crowdplatform.integrity.services import PARAMETERS
 from evaluations.api import RawUploadParser
 from evaluations.item_import import ItemImportError
 

@@ -25,17 +25,9 @@ from crowdplatform.integrity.models import (
     Submission,
 )
 from crowdplatform.integrity.selectors import release_chain_verify
-from evaluations.models import Vote
+from crowdplatform.integrity.services import parameters_of
+from evaluations.models import QualityStatus, Vote
 from evaluations.selectors import sampling_report
-
-PARAMETERS = (
-    "period_days",
-    "prerelease_cap",
-    "window_days",
-    "provisional_votes",
-    "retire_after_votes",
-    "retire_newer_required",
-)
 
 
 @dataclass(frozen=True)
@@ -212,7 +204,7 @@ def transparency_report(*, leaderboard: PublicLeaderboard) -> LeaderboardReport:
         slug=leaderboard.slug,
         study_id=study.pk,
         sampling=study.sampling,
-        parameters={name: getattr(leaderboard, name) for name in PARAMETERS},
+        parameters=parameters_of(leaderboard),
         policy=[
             PolicyEntry(number=v.number, text=v.text, parameters=v.parameters, effective_at=v.effective_at)
             for v in PolicyVersion.objects.filter(leaderboard=leaderboard).order_by("number")
@@ -293,16 +285,7 @@ def _system_entry(
 
 def _votes_by_system(study_id: int) -> dict[str, int]:
     """Counted votes per system name (a vote counts for both of its systems); gold never counts."""
-    votes: dict[str, int] = defaultdict(int)
-    rows = (
-        Vote.objects.filter(study_id=study_id, is_gold=False)
-        .values("system_a__name", "system_b__name")
-        .annotate(n=Count("id"))
-    )
-    for row in rows:
-        votes[row["system_a__name"]] += row["n"]
-        votes[row["system_b__name"]] += row["n"]
-    return dict(votes)
+    return _per_system(Vote.objects.filter(study_id=study_id, is_gold=False))
 
 
 def _released_battles_by_system(study_id: int, releases: list[PeriodRelease]) -> dict[str, int]:
@@ -312,13 +295,15 @@ def _released_battles_by_system(study_id: int, releases: list[PeriodRelease]) ->
     periods = Q()
     for release in releases:
         periods |= Q(created_at__gte=release.period_start, created_at__lt=release.period_end)
-    counted: dict[str, int] = defaultdict(int)
-    rows = (
-        Vote.objects.filter(periods, study_id=study_id, is_gold=False, quality_status="included")
-        .values("system_a__name", "system_b__name")
-        .annotate(n=Count("id"))
+    return _per_system(
+        Vote.objects.filter(periods, study_id=study_id, is_gold=False, quality_status=QualityStatus.INCLUDED)
     )
-    for row in rows:
+
+
+def _per_system(votes: Any) -> dict[str, int]:
+    """Votes per system name, each vote counting for both of its systems: one grouped query."""
+    counted: dict[str, int] = defaultdict(int)
+    for row in votes.values("system_a__name", "system_b__name").annotate(n=Count("id")):
         counted[row["system_a__name"]] += row["n"]
         counted[row["system_b__name"]] += row["n"]
     return dict(counted)

@@ -89,6 +89,19 @@ def parameters_of(leaderboard: PublicLeaderboard) -> dict[str, int]:
     return {name: getattr(leaderboard, name) for name in PARAMETERS}
 
 
+def _policy_version_add(leaderboard: PublicLeaderboard, *, text: str, actor: Actor) -> PolicyVersion:
+    """The next policy version, recording the leaderboard's parameters as they now stand."""
+    last = leaderboard.policy_versions.order_by("-number").values_list("number", flat=True).first() or 0
+    return PolicyVersion.objects.create(
+        leaderboard=leaderboard,
+        number=last + 1,
+        text=text,
+        parameters=parameters_of(leaderboard),
+        effective_at=timezone.now(),
+        created_by=actor_user(actor),
+    )
+
+
 # --- Providers ----------------------------------------------------------------------------------
 
 
@@ -172,14 +185,7 @@ def leaderboard_create(
     leaderboard = PublicLeaderboard.objects.create(
         study=study, name=name, slug=slug, starts_at=starts_at, created_by=actor_user(actor), **parameters
     )
-    version = PolicyVersion.objects.create(
-        leaderboard=leaderboard,
-        number=1,
-        text=text,
-        parameters=parameters_of(leaderboard),
-        effective_at=timezone.now(),
-        created_by=actor_user(actor),
-    )
+    version = _policy_version_add(leaderboard, text=text, actor=actor)
     audit_record(
         actor=actor,
         action="integrity.leaderboard_create",
@@ -204,15 +210,7 @@ def policy_publish(
         setattr(leaderboard, name, value)
     if changes:
         leaderboard.save(update_fields=list(changes))
-    last = leaderboard.policy_versions.order_by("-number").values_list("number", flat=True).first() or 0
-    version = PolicyVersion.objects.create(
-        leaderboard=leaderboard,
-        number=last + 1,
-        text=text,
-        parameters=parameters_of(leaderboard),
-        effective_at=timezone.now(),
-        created_by=actor_user(actor),
-    )
+    version = _policy_version_add(leaderboard, text=text, actor=actor)
     audit_record(
         actor=actor,
         action="integrity.policy_publish",
