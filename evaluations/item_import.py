@@ -21,9 +21,9 @@ import difflib
 import io
 import json
 import re
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 Turn = dict[str, str]
 
@@ -531,27 +531,47 @@ def parse_items(
     """Every item in the upload, or ItemImportError listing what is wrong, line by line (blank lines are skipped)."""
     if fmt not in ("jsonl", "csv"):
         raise ValueError(f"unknown upload format {fmt!r}")
-    if len(data) > max_bytes:
-        raise ItemImportError([LineError(0, f"the upload is larger than {_size(max_bytes, 1024 * 1024)} MB")])
+    upload_size_check(data, max_bytes)
     errors = _Errors()
     checker = _Checker(system_names, existing_prompt_ids, errors)
     records = _jsonl_records if fmt == "jsonl" else _csv_records
-    rows: list[ItemRow] = []
+    return checked_rows(records(data, max_line_bytes, errors), checker.item, errors, noun="items", max_rows=max_items)
+
+
+T = TypeVar("T")
+
+
+def upload_size_check(data: bytes, max_bytes: int) -> None:
+    if len(data) > max_bytes:
+        raise ItemImportError([LineError(0, f"the upload is larger than {_size(max_bytes, 1024 * 1024)} MB")])
+
+
+def checked_rows(
+    records: Iterator[tuple[int, dict[str, Any] | None]],
+    check: Callable[[int, dict[str, Any]], T | None],
+    errors: _Errors,
+    *,
+    noun: str,
+    max_rows: int | None = None,
+) -> list[T]:
+    """Every valid row of an upload, or ItemImportError with every problem by line (the error list stops
+    growing when full). Shared by the item and the response uploads."""
+    rows: list[T] = []
     count = 0
     try:
-        for line, record in records(data, max_line_bytes, errors):
+        for line, record in records:
             count += 1
-            if count > max_items:
-                errors.add(0, f"the upload holds more than {max_items:,} items (the most one upload may hold)")
+            if max_rows is not None and count > max_rows:
+                errors.add(0, f"the upload holds more than {max_rows:,} {noun} (the most one upload may hold)")
                 break
             if record is not None:
-                row = checker.item(line, record)
+                row = check(line, record)
                 if row is not None:
                     rows.append(row)
     except _Full:
         pass
     if not errors and not rows:
-        errors.items.append(LineError(0, "the upload holds no items"))
+        errors.items.append(LineError(0, f"the upload holds no {noun}"))
     if errors:
         raise ItemImportError(errors.items)
     return rows

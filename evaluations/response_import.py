@@ -15,17 +15,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from evaluations.item_import import (
-    ItemImportError,
-    LineError,
     Turn,
     _Errors,
-    _Full,
     _json_type,
     _jsonl_records,
     _show,
-    _size,
     _turns,
+    checked_rows,
     unknown_fields_message,
+    upload_size_check,
 )
 
 FIELDS = ("prompt_id", "response")
@@ -99,21 +97,7 @@ def parse_responses(
     `items` maps each of the study's prompt_ids to whether it is gold; `answered` holds the prompt_ids
     the system already has a response to.
     """
-    if len(data) > max_bytes:
-        raise ItemImportError([LineError(0, f"the upload is larger than {_size(max_bytes, 1024 * 1024)} MB")])
+    upload_size_check(data, max_bytes)
     errors = _Errors()
     checker = _ResponseChecker(items, answered if isinstance(answered, set | frozenset) else set(answered), errors)
-    rows: list[ResponseRow] = []
-    try:
-        for line, record in _jsonl_records(data, max_line_bytes, errors):
-            if record is not None:
-                row = checker.row(line, record)
-                if row is not None:
-                    rows.append(row)
-    except _Full:
-        pass
-    if not errors and not rows:
-        errors.items.append(LineError(0, "the upload holds no responses"))
-    if errors:
-        raise ItemImportError(errors.items)
-    return rows
+    return checked_rows(_jsonl_records(data, max_line_bytes, errors), checker.row, errors, noun="responses")
