@@ -55,15 +55,15 @@ class IntervalEntry:
     provisional: bool = False
 
 
-def _join(parts: Iterable[SafeString]) -> SafeString:
+def svg_join(parts: Iterable[SafeString]) -> SafeString:
     return format_html_join("", "{}", ((part,) for part in parts))
 
 
-def _short(name: str) -> str:
+def label_short(name: str) -> str:
     return name if len(name) <= LABEL_CHARS else name[: LABEL_CHARS - 1] + "…"
 
 
-def _num(value: float) -> str:
+def coordinate(value: float) -> str:
     """A coordinate: one decimal is finer than a pixel."""
     return f"{value:.1f}"
 
@@ -126,11 +126,11 @@ def rating_interval_chart(entries: Sequence[IntervalEntry], *, chart_id: str = "
             format_html(
                 '<line x1="{}" x2="{}" y1="{}" y2="{}" stroke="currentColor" stroke-opacity="0.15"></line>'
                 '<text class="chart-label" x="{}" y="{}" text-anchor="middle">{}</text>',
-                _num(x(tick)),
-                _num(x(tick)),
+                coordinate(x(tick)),
+                coordinate(x(tick)),
                 CHART_TOP,
                 plot_bottom,
-                _num(x(tick)),
+                coordinate(x(tick)),
                 plot_bottom + 18,
                 _points(tick),
             )
@@ -138,7 +138,7 @@ def rating_interval_chart(entries: Sequence[IntervalEntry], *, chart_id: str = "
     for row, entry in enumerate(entries):
         parts.append(_interval_row(entry, CHART_TOP + row * CHART_ROW + CHART_ROW / 2, x))
     parts.append(SafeString("</svg>"))
-    return _join(parts)
+    return svg_join(parts)
 
 
 def _interval_row(entry: IntervalEntry, y: float, x: Callable[[float], float]) -> SafeString:
@@ -156,25 +156,25 @@ def _interval_row(entry: IntervalEntry, y: float, x: Callable[[float], float]) -
         '<text class="chart-value" x="{}" y="{}" text-anchor="end" dominant-baseline="middle">{}</text></g>',
         title,
         CHART_LABEL_WIDTH - 10,
-        _num(y),
-        _short(entry.name),
-        _num(x(entry.low)),
-        _num(x(entry.high)),
-        _num(y),
-        _num(y),
+        coordinate(y),
+        label_short(entry.name),
+        coordinate(x(entry.low)),
+        coordinate(x(entry.high)),
+        coordinate(y),
+        coordinate(y),
         dash,
-        _num(x(entry.low)),
-        _num(x(entry.low)),
-        _num(y - 5),
-        _num(y + 5),
-        _num(x(entry.high)),
-        _num(x(entry.high)),
-        _num(y - 5),
-        _num(y + 5),
-        _num(x(entry.rating)),
-        _num(y),
+        coordinate(x(entry.low)),
+        coordinate(x(entry.low)),
+        coordinate(y - 5),
+        coordinate(y + 5),
+        coordinate(x(entry.high)),
+        coordinate(x(entry.high)),
+        coordinate(y - 5),
+        coordinate(y + 5),
+        coordinate(x(entry.rating)),
+        coordinate(y),
         CHART_WIDTH - 4,
-        _num(y),
+        coordinate(y),
         _points(entry.rating),
     )
 
@@ -247,12 +247,12 @@ def win_rate_heatmap(
         parts.append(
             format_html(
                 '<text class="chart-label" x="{}" y="{}" transform="rotate(-45 {} {})"><title>{}</title>{}</text>',
-                _num(cx),
+                coordinate(cx),
                 HEATMAP_HEADER - 8,
-                _num(cx),
+                coordinate(cx),
                 HEATMAP_HEADER - 8,
                 name,
-                _short(name),
+                label_short(name),
             )
         )
     for row, name in enumerate(systems):
@@ -262,9 +262,9 @@ def win_rate_heatmap(
                 '<text class="chart-label" x="{}" y="{}" text-anchor="end" dominant-baseline="middle">'
                 "<title>{}</title>{}</text>",
                 HEATMAP_LABEL_WIDTH - 8,
-                _num(y + CELL / 2),
+                coordinate(y + CELL / 2),
                 name,
-                _short(name),
+                label_short(name),
             )
         )
         for column, opponent in enumerate(systems):
@@ -273,7 +273,7 @@ def win_rate_heatmap(
             parts.append(_cell(name, opponent, None if played == 0 else share, played, row, column))
     parts.append(_legend(chart_id, grid_bottom))
     parts.append(SafeString("</svg>"))
-    return _join(parts)
+    return svg_join(parts)
 
 
 def _cell(name: str, opponent: str, share: float | None, played: int, row: int, column: int) -> SafeString:
@@ -301,8 +301,8 @@ def _cell(name: str, opponent: str, share: float | None, played: int, row: int, 
         CELL - 2,
         CELL - 2,
         _hex(colour),
-        _num(x + CELL / 2),
-        _num(y + CELL / 2),
+        coordinate(x + CELL / 2),
+        coordinate(y + CELL / 2),
         _text_colour(colour),
         _percent(share),
     )

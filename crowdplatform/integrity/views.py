@@ -7,7 +7,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
-from crowdplatform.integrity.charts import share_bars
+from crowdplatform.integrity.charts import share_bars, share_over_time, share_table
 from crowdplatform.integrity.models import PeriodRelease
 from crowdplatform.integrity.report import transparency_reports
 
@@ -18,7 +18,17 @@ def transparency_page(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "integrity/transparency.html",
-        {"reports": [(report, share_bars(report)) for report in reports]},
+        {
+            "reports": [
+                {
+                    "report": report,
+                    "bars": share_bars(report),
+                    "share_chart": share_over_time(report),
+                    "share_table": share_table(report),
+                }
+                for report in reports
+            ]
+        },
     )
 
 
