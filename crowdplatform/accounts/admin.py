@@ -25,6 +25,11 @@ class UserAdmin(DjangoUserAdmin):
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "account_type", "password1", "password2")}),)
 
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        # Accounts are deactivated (is_active), never deleted: votes, ledger entries, audit rows and the
+        # public leaderboards' append-only records refer to them, and the database refuses to rewrite those.
+        return False
+
 
 class MembershipInline(admin.TabularInline):
     model = Membership

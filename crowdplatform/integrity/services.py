@@ -43,6 +43,12 @@ PARAMETER_MINIMUMS: dict[str, int] = {
 PARAMETERS = tuple(PARAMETER_MINIMUMS)
 PARAMETER_MAXIMUM = 32_767  # the smallest column (PositiveSmallIntegerField) bounds them all
 SUBMITTER_ROLES = frozenset({Role.OWNER, Role.MEMBER})
+# The organization that owns a leaderboard's study reads its votes as they arrive (exports, quality);
+# a provider reads them only when a period's battles are released to everyone. One cannot be both.
+_OPERATOR_NOT_PROVIDER = (
+    "{organization} owns a public leaderboard's study and would see its votes before everyone else: "
+    "it cannot also be a provider on it. Run the leaderboard from a separate organization."
+)
 MAX_NAME = 100
 
 
@@ -130,6 +136,8 @@ def provider_register(
         raise ConflictError(f"A provider named {name!r} is already registered.", code="duplicate")
     if organization is not None and Provider.objects.filter(organization=organization).exists():
         raise ConflictError(f"{organization.name} is already a provider.", code="duplicate")
+    if organization is not None and PublicLeaderboard.objects.filter(study__organization=organization).exists():
+        raise ConflictError(_OPERATOR_NOT_PROVIDER.format(organization=organization.name), code="operator_is_provider")
     provider = Provider.objects.create(
         name=name, slug=slug, organization=organization, website=website, registered_by=actor_user(actor)
     )
@@ -175,6 +183,10 @@ def leaderboard_create(
         raise ConflictError(f"The study is {study.status}; it cannot run a leaderboard.", code="study_closed")
     if PublicLeaderboard.objects.filter(study=study).exists():
         raise ConflictError("The study already runs a public leaderboard.", code="leaderboard_exists")
+    if Provider.objects.filter(organization=study.organization_id).exists():
+        raise ConflictError(
+            _OPERATOR_NOT_PROVIDER.format(organization=study.organization.name), code="operator_is_provider"
+        )
     if PublicLeaderboard.objects.filter(slug=slug).exists():
         raise ConflictError(f"A leaderboard with the slug {slug!r} exists.", code="duplicate")
     before = {"is_public": study.is_public, "sampling": study.sampling}

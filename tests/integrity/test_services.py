@@ -168,6 +168,28 @@ def test_a_leaderboard_slug_is_taken_once(leaderboard, make_leaderboard, make_li
     assert integrity_snapshot() == before
 
 
+def test_a_providers_organization_cannot_own_a_leaderboards_study(make_leaderboard, public_study, staff_user):
+    """The study's organization reads its votes as they arrive; a provider waits for the release."""
+    services.provider_register(name="Alpha Lab", actor=staff_user, organization=public_study.organization)
+    before = integrity_snapshot()
+    with pytest.raises(ConflictError) as error:
+        make_leaderboard(public_study)
+    assert error.value.code == "operator_is_provider"
+    assert error.value.message == (
+        "Alpha Lab owns a public leaderboard's study and would see its votes before everyone else: it cannot "
+        "also be a provider on it. Run the leaderboard from a separate organization."
+    )
+    assert integrity_snapshot() == before
+
+
+def test_the_organization_owning_a_leaderboards_study_cannot_become_a_provider(leaderboard, staff_user):
+    before = integrity_snapshot()
+    with pytest.raises(ConflictError) as error:
+        services.provider_register(name="Alpha Lab", actor=staff_user, organization=leaderboard.study.organization)
+    assert error.value.code == "operator_is_provider"
+    assert integrity_snapshot() == before
+
+
 @pytest.mark.parametrize("status", [StudyStatus.COMPLETED, StudyStatus.ARCHIVED])
 def test_a_closed_study_runs_no_leaderboard(make_leaderboard, public_study, status):
     Study.objects.filter(pk=public_study.pk).update(status=status)
