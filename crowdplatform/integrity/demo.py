@@ -9,7 +9,9 @@ that opened 20 days ago (midnight UTC) with 14-day periods, so exactly one perio
 - a study of 40 generated coding prompts (the demo study's generators) and a leaderboard over it
   (`leaderboard_create`, staff admin) whose policy text states every rule with its figures;
 - nine providers, three per license class; "Helios Labs" (proprietary) tests four pre-release
-  variants under codenames, then releases one named system; the others enter one or two systems;
+  variants under codenames, then releases one named system; the others enter one or two systems.
+  Helios Labs is the demo client's organization ("Demo Lab"), so `client@example.com` sees the
+  provider's pages (`/client/orgs/demo-lab/provider/`);
 - every submission registered (`submission_register`) at its simulated time, in three waves, and
   its responses uploaded before it can get a vote (the first wave with the items, the later ones
   with `responses_upload`);
@@ -37,7 +39,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from crowdplatform.accounts import services as account_services
-from crowdplatform.accounts.demo import ADMIN_EMAIL
+from crowdplatform.accounts.demo import ADMIN_EMAIL, CLIENT_EMAIL
+from crowdplatform.accounts.demo import ORGANIZATION_NAME as DEMO_CLIENT_ORGANIZATION
 from crowdplatform.accounts.models import Organization, Role, User
 from crowdplatform.integrity import publishing
 from crowdplatform.integrity import services as integrity
@@ -205,6 +208,9 @@ def _organization_ensure(admin: User) -> Organization:
 def _arena_build(*, organization: Organization, admin: User, votes: int, now: datetime | None) -> PublicLeaderboard:
     now = now or timezone.now()
     opened = (now - timedelta(days=OPENED_DAYS_AGO)).replace(hour=0, minute=0, second=0, microsecond=0)
+    # The simulation ends at today's midnight, not at `now`: the same votes, publications and audit
+    # rows whatever the time of day the demo is seeded.
+    horizon = opened + timedelta(days=OPENED_DAYS_AGO)
     study = evaluations.study_create(organization=organization, actor=admin, data=STUDY)
     leaderboard = integrity.leaderboard_create(
         study=study,
@@ -228,9 +234,9 @@ def _arena_build(*, organization: Organization, admin: User, votes: int, now: da
             evaluations.study_launch(study=study, actor=admin)
         # The crowd votes until the next event (the next wave's registration, or a window's end,
         # when the periodic publishing runs), the votes spread evenly over the days.
-        wave_end = opened + WAVES[number + 1] if number + 1 < len(WAVES) else now
+        wave_end = opened + WAVES[number + 1] if number + 1 < len(WAVES) else horizon
         for until in [moment for moment in checkpoints if start < moment < wave_end] + [wave_end]:
-            target = round(votes * (until - opened) / (now - opened))
+            target = round(votes * (until - opened) / (horizon - opened))
             crowd_simulate(study, members, profiles, quality, target, vote_rng, start=start, until=until)
             _publish(until)
             start = until
@@ -238,12 +244,20 @@ def _arena_build(*, organization: Organization, admin: User, votes: int, now: da
 
 
 def _provider_ensure(name: str, admin: User) -> Provider:
-    """The fictional provider (reused if a provider of that name is registered already)."""
+    """The fictional provider (reused if a provider of that name is registered already). The demo
+    client's organization is Helios Labs, so its login shows a provider's own pages."""
     existing = Provider.objects.filter(name=name).first()
     if existing is not None:
         return existing
     website = f"https://{name.lower().replace(' ', '-')}.example"
-    return integrity.provider_register(name=name, actor=admin, website=website)
+    organization = _demo_client_organization() if name == PRERELEASE_PROVIDER else None
+    return integrity.provider_register(name=name, actor=admin, website=website, organization=organization)
+
+
+def _demo_client_organization() -> Organization | None:
+    return Organization.objects.filter(
+        name=DEMO_CLIENT_ORGANIZATION, memberships__user__email=CLIENT_EMAIL, memberships__role=Role.OWNER
+    ).first()
 
 
 def _careful_crowd() -> tuple[list[CrowdMember], list[RaterProfile]]:

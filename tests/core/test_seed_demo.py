@@ -60,7 +60,7 @@ def test_seed_demo_creates_the_demo_and_writes_credentials(tmp_path):
         # plus the public arena's 97: its organization 1, funding 3 (create, checkout, paid), study 1 (+ launch 1),
         # leaderboard 1, providers 9, submissions 16 with their systems 16, uploads 7 (items + 6 responses),
         # results published 16 and updated 25 (at each later window end), the ended period's release 1.
-        "audit_events": 428,
+        "audit_events": 429,
     }
     # Every application status, and a 10-item test that one demo rater passed and another failed.
     statuses = dict(RaterProfile.objects.exclude(user__email__startswith="crowd").values_list("user__email", "status"))
