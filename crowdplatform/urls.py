@@ -9,6 +9,8 @@ from crowdplatform.core import views as core_views
 from crowdplatform.core.health import healthz
 from crowdplatform.integrity import api as integrity_api
 from crowdplatform.integrity import views as integrity_views
+from crowdplatform.integrity import views_provider as provider_views
+from crowdplatform.integrity import views_staff as integrity_staff_views
 from crowdplatform.raters import api as raters_api
 from crowdplatform.raters import views as raters_views
 from evaluations import api as evaluations_api
@@ -39,6 +41,9 @@ api_v1 = [
         "leaderboards/<slug:slug>/submissions/",
         integrity_api.SubmissionListCreateApi.as_view(),
         name="submission-list",
+    ),
+    path(
+        "leaderboards/<slug:slug>/prompts/", integrity_api.LeaderboardPromptsApi.as_view(), name="leaderboard-prompts"
     ),
     path(
         "leaderboards/<slug:slug>/submissions/<int:submission_id>/responses/",
@@ -128,6 +133,17 @@ client_urls = (
             name="membership_remove",
         ),
         path("orgs/<slug:slug>/api-keys/", accounts_views.api_key_create, name="api_key_create"),
+        path("orgs/<slug:slug>/provider/", provider_views.provider_page, name="provider"),
+        path(
+            "orgs/<slug:slug>/provider/leaderboards/<slug:lb_slug>/submissions/",
+            provider_views.provider_submit,
+            name="provider_submit",
+        ),
+        path(
+            "orgs/<slug:slug>/provider/submissions/<int:submission_id>/responses/",
+            provider_views.provider_responses,
+            name="provider_responses",
+        ),
         path("orgs/<slug:slug>/campaigns/", raters_views.client_campaigns, name="campaigns"),
         path("orgs/<slug:slug>/campaigns/<int:campaign_id>/", raters_views.client_campaign_detail, name="campaign"),
         path(
@@ -211,6 +227,16 @@ staff_urls = (
         path("campaigns/", raters_views.staff_campaigns, name="campaigns"),
         path("campaigns/<int:campaign_id>/", raters_views.staff_campaign_detail, name="campaign"),
         path("qualification-tests/", raters_views.staff_qualification_tests, name="qualification_tests"),
+        path("leaderboards/", integrity_staff_views.staff_leaderboards, name="leaderboards"),
+        path("leaderboards/<slug:slug>/", integrity_staff_views.staff_leaderboard, name="leaderboard"),
+        path("leaderboards/<slug:slug>/policy/", integrity_staff_views.staff_policy_publish, name="leaderboard_policy"),
+        path(
+            "leaderboards/<slug:slug>/submissions/",
+            integrity_staff_views.staff_submission_register,
+            name="leaderboard_submissions",
+        ),
+        path("leaderboards/<slug:slug>/publish/", integrity_staff_views.staff_publish_now, name="leaderboard_publish"),
+        path("providers/", integrity_staff_views.staff_provider_register, name="providers"),
         path("raters/decide/", raters_views.staff_applications_decide, name="rater_applications_decide"),
         path("raters/<int:profile_id>/", raters_views.staff_rater_detail, name="rater_detail"),
         path(

@@ -8,22 +8,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import serializers, status
-from rest_framework.exceptions import NotAuthenticated
+from rest_framework import generics, serializers, status
+from rest_framework.exceptions import NotAuthenticated, PermissionDenied
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crowdplatform.core.api_errors import error_body
+from crowdplatform.core.pagination import CursorPagination
 from crowdplatform.integrity import services
 from crowdplatform.integrity.models import LicenseClass, Provider, PublicLeaderboard, Submission
 from crowdplatform.integrity.report import report_as_dict, transparency_reports
 from crowdplatform.integrity.services import PARAMETERS
 from evaluations.api import RawUploadParser
 from evaluations.item_import import ItemImportError
+from evaluations.models import Item
 
 
 class TransparencyApi(APIView):
@@ -143,6 +146,34 @@ class SubmissionListCreateApi(APIView):
             actor=request.user,
         )
         return Response(SubmissionOutput(submission).data, status=status.HTTP_201_CREATED)
+
+
+class PromptOutput(serializers.ModelSerializer):
+    prompt = serializers.JSONField(help_text="Turns: [{role, content}], as raters see them.")
+
+    class Meta:
+        model = Item
+        fields = ["prompt_id", "prompt", "language", "category"]
+
+
+class PromptPagination(CursorPagination):
+    ordering = ("id",)  # the upload's order: a provider pages through once and answers each
+
+
+class LeaderboardPromptsApi(generics.ListAPIView):
+    """The leaderboard's prompts, for providers to answer: staff and every provider's organization
+    (members and API keys) get all of them, the same for all. Gold checks are not prompts to answer."""
+
+    serializer_class = PromptOutput
+    pagination_class = PromptPagination
+
+    def get_queryset(self) -> QuerySet[Item]:
+        if not self.request.user.is_authenticated:
+            raise NotAuthenticated()
+        if not services.may_read_prompts(self.request.user):
+            raise PermissionDenied("The prompts are given to staff and to every provider's organization.")
+        leaderboard = get_object_or_404(PublicLeaderboard, slug=self.kwargs["slug"])
+        return Item.objects.filter(study_id=leaderboard.study_id, is_gold=False)
 
 
 class SubmissionResponsesApi(APIView):

@@ -51,6 +51,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from crowdplatform.accounts.principals import Actor
 from crowdplatform.core.audit import audit_record
 from crowdplatform.core.errors import ApplicationError, ConflictError
 from crowdplatform.integrity.models import PeriodRelease, PolicyVersion, PublicLeaderboard, PublishedResult, Submission
@@ -62,6 +63,27 @@ from evaluations.models import ExportFormat, System
 PUBLISH_BOOTSTRAP = 1000  # bootstrap rounds of a published result's interval (tests lower it)
 PUBLISH_SEED = 0  # fixed, so anyone recomputing a published result gets the same interval
 SPOOL_BYTES = 8 * 1024 * 1024  # a release is built in memory up to this size, on disk beyond
+
+
+# --- The periodic run ---------------------------------------------------------------------------
+
+
+def publishing_run(*, actor: Actor = None, now: datetime | None = None) -> dict[str, int]:
+    """Publish the results of ended windows (and refresh those whose votes changed), apply the
+    retirement rule, release ended periods' battles: for every leaderboard, idempotently. Results
+    first, so retirement reads the figures just published. Each step commits its own writes with
+    their audit rows; a run asked for by someone (staff's "Run publishing now") is also recorded,
+    with who asked and what it wrote. Returns the counts written."""
+    now = now or timezone.now()
+    done = {
+        "results": results_publish_due(now=now),
+        "retired": retirements_apply(now=now),
+        "releases": releases_due(now=now),
+    }
+    if actor is not None:
+        with transaction.atomic():
+            audit_record(actor=actor, action="integrity.publishing_run", data={"now": now.isoformat(), **done})
+    return done
 
 
 # --- Results ------------------------------------------------------------------------------------

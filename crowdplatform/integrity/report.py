@@ -24,7 +24,7 @@ from crowdplatform.integrity.models import (
     PublishedResult,
     Submission,
 )
-from crowdplatform.integrity.selectors import release_chain_verify
+from crowdplatform.integrity.selectors import latest_results, release_chain_verify, submission_status
 from crowdplatform.integrity.services import parameters_of
 from evaluations.models import QualityStatus, Vote
 from evaluations.selectors import sampling_report
@@ -152,7 +152,7 @@ def transparency_report(*, leaderboard: PublicLeaderboard) -> LeaderboardReport:
                     DaySampling(day.date, entry.battles, entry.share, entry.mean_probability)
                 )
     votes_by_system = _votes_by_system(study.pk)
-    latest, counts = _results(submissions)
+    latest, counts = latest_results(submissions)
     releases = list(PeriodRelease.objects.filter(leaderboard=leaderboard).order_by("period_start"))
     chain = release_chain_verify(leaderboard=leaderboard)
     checks = {check.period_start: check for check in chain.releases}
@@ -233,16 +233,6 @@ def transparency_report(*, leaderboard: PublicLeaderboard) -> LeaderboardReport:
     )
 
 
-def _results(submissions: list[Submission]) -> tuple[dict[int, PublishedResult], dict[int, int]]:
-    """The latest published result of each submission, and how many were published."""
-    latest: dict[int, PublishedResult] = {}
-    counts: dict[int, int] = defaultdict(int)
-    for result in PublishedResult.objects.filter(submission__in=submissions).order_by("published_at", "id"):
-        latest[result.submission_id] = result
-        counts[result.submission_id] += 1
-    return latest, counts
-
-
 def _system_entry(
     submission: Submission,
     result: PublishedResult | None,
@@ -254,7 +244,7 @@ def _system_entry(
     days: dict[str, list[DaySampling]],
 ) -> SystemEntry:
     name = submission.system.name
-    status = "retired" if submission.retired_at else "published" if submission.published_at else "testing"
+    status = submission_status(submission)
     return SystemEntry(
         name=name,
         license_class=submission.license_class,

@@ -15,10 +15,27 @@ from datetime import datetime
 
 from django.core.files.storage import storages
 
-from crowdplatform.integrity.models import PeriodRelease, PublicLeaderboard
+from crowdplatform.integrity.models import PeriodRelease, PublicLeaderboard, PublishedResult, Submission
 
 RELEASES_STORAGE = "private"
 READ_CHUNK_BYTES = 1024 * 1024  # files are hashed in chunks: memory stays flat whatever their size
+
+
+def submission_status(submission: Submission) -> str:
+    """ "testing", "published" or "retired": the one wording of the report, the API and the pages."""
+    if submission.retired_at is not None:
+        return "retired"
+    return "published" if submission.published_at is not None else "testing"
+
+
+def latest_results(submissions: list[Submission]) -> tuple[dict[int, PublishedResult], dict[int, int]]:
+    """The latest published result of each submission, and how many were published (one query)."""
+    latest: dict[int, PublishedResult] = {}
+    counts: dict[int, int] = {}
+    for result in PublishedResult.objects.filter(submission__in=submissions).order_by("published_at", "id"):
+        latest[result.submission_id] = result  # oldest first: the last one stands
+        counts[result.submission_id] = counts.get(result.submission_id, 0) + 1
+    return latest, counts
 
 
 def chain_digest(

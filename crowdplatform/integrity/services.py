@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from crowdplatform.accounts.access import is_staff, organization_role
+from crowdplatform.accounts.access import is_staff, organization_role, organizations_visible_to
 from crowdplatform.accounts.models import Organization, Role
 from crowdplatform.accounts.principals import Actor, actor_user
 from crowdplatform.core.audit import audit_record
@@ -247,12 +247,18 @@ def period_bounds(leaderboard: PublicLeaderboard, at: datetime) -> tuple[datetim
     return start, start + length
 
 
-def _may_submit_for(actor: Actor, provider: Provider) -> bool:
+def may_submit_for(actor: Actor, provider: Provider) -> bool:
     if is_staff(actor):
         return True
     if provider.organization is None:
         return False
     return organization_role(actor, provider.organization) in SUBMITTER_ROLES
+
+
+def may_read_prompts(actor: Actor) -> bool:
+    """Staff, and every provider's organization alike (members of any role, and its API keys): providers
+    answer the leaderboards' prompts, so each gets all of them, the same for all."""
+    return is_staff(actor) or organizations_visible_to(actor).filter(provider__isnull=False).exists()
 
 
 @transaction.atomic
@@ -272,7 +278,7 @@ def submission_register(
     variant, its codename. Pre-release variants count against the cap, the same for every provider."""
     now = now or timezone.now()
     provider = Provider.objects.select_related("organization").get(pk=provider.pk)
-    if not _may_submit_for(actor, provider):
+    if not may_submit_for(actor, provider):
         raise PermissionDenied("Only staff or the provider's own organization may submit its systems.")
     if license_class not in LicenseClass.values:
         raise ApplicationError(
@@ -347,7 +353,7 @@ def _check_prerelease_cap(
 def submission_responses_upload(*, submission: Submission, actor: Actor, data: bytes) -> evaluations.ResponsesUploaded:
     """The submitted system's answers to the leaderboard's prompts (JSONL `{"prompt_id", "response"}`),
     by the same people who may submit for its provider; every line valid or nothing added."""
-    if not _may_submit_for(actor, submission.provider):
+    if not may_submit_for(actor, submission.provider):
         raise PermissionDenied("Only staff or the provider's own organization may upload its system's responses.")
     if submission.retired_at is not None:
         raise ConflictError(f"{submission.system.name!r} is retired: it takes no new responses.", code="retired")

@@ -7,9 +7,12 @@ import json
 
 import pytest
 
+from crowdplatform.accounts.models import Role
+from crowdplatform.accounts.services import api_key_create
 from crowdplatform.core.models import AuditEvent
-from crowdplatform.integrity.models import LicenseClass, Submission
-from evaluations.models import ItemPair, Response
+from crowdplatform.integrity.models import LicenseClass, Provider, Submission
+from evaluations.models import Item, ItemPair, Response
+from tests.factories import MembershipFactory, OrganizationFactory
 from tests.integrity.conftest import integrity_snapshot
 
 pytestmark = pytest.mark.django_db
@@ -136,3 +139,71 @@ def test_others_cannot_upload_responses(providers, submit, owner, api_client):
     )
     assert response.status_code == 403
     assert integrity_snapshot() == before
+
+
+# --- The prompts, for every provider alike -------------------------------------------------------
+
+PROMPTS = "/api/v1/leaderboards/open-arena/prompts/"
+
+
+@pytest.fixture
+def gold_item(leaderboard):
+    return Item.objects.create(
+        study=leaderboard.study, prompt_id="gold-1", prompt=[], prompt_html="", is_gold=True, gold_answer="tie"
+    )
+
+
+def test_every_providers_organization_gets_every_prompt_alike(
+    providers, leaderboard, provider_member, staff_user, gold_item, api_client
+):
+    # Open Weights Co becomes a client organization too; its API key reads what Gamma AI's member reads.
+    weights = OrganizationFactory(name="Open Weights Co", slug="open-weights-co")
+    Provider.objects.filter(pk=providers[LicenseClass.OPEN_WEIGHTS].pk).update(organization=weights)
+    weights_owner = MembershipFactory(organization=weights, role=Role.OWNER).user
+    other = api_key_create(organization=weights, name="script", actor=weights_owner)[1]
+    bodies = []
+    for authenticate in (
+        lambda: api_client.force_authenticate(provider_member),
+        lambda: api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {other}"),
+        lambda: api_client.force_authenticate(staff_user),
+    ):
+        api_client.force_authenticate(None)
+        api_client.credentials()
+        authenticate()
+        response = api_client.get(PROMPTS)
+        assert response.status_code == 200, response.content
+        bodies.append(response.json())
+    assert bodies[0] == bodies[1] == bodies[2]
+    assert bodies[0]["next"] is None
+    assert bodies[0]["results"] == [
+        {
+            "prompt_id": f"p{n}",
+            "prompt": [{"role": "user", "content": f"Question {n}?"}],
+            "language": "",
+            "category": "",
+        }
+        for n in range(3)  # in upload order; the gold check is not a prompt to answer
+    ]
+
+
+def test_the_prompts_come_in_pages_in_upload_order(providers, leaderboard, provider_member, api_client):
+    api_client.force_authenticate(provider_member)
+    first = api_client.get(PROMPTS, {"page_size": 2}).json()
+    assert [row["prompt_id"] for row in first["results"]] == ["p0", "p1"]
+    second = api_client.get(first["next"]).json()
+    assert [row["prompt_id"] for row in second["results"]] == ["p2"]
+    assert second["next"] is None
+
+
+@pytest.mark.parametrize("who", ["anonymous", "a client that is no provider", "a rater"])
+def test_nobody_else_reads_the_prompts(providers, leaderboard, owner, rater, api_client, who):
+    if who != "anonymous":
+        api_client.force_authenticate(owner if who.startswith("a client") else rater)
+    response = api_client.get(PROMPTS)
+    assert response.status_code == (401 if who == "anonymous" else 403)
+    assert "results" not in response.json()
+
+
+def test_an_unknown_leaderboard_has_no_prompts(providers, leaderboard, provider_member, api_client):
+    api_client.force_authenticate(provider_member)
+    assert api_client.get("/api/v1/leaderboards/nope/prompts/").status_code == 404
