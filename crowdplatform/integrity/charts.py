@@ -327,6 +327,7 @@ def _series_legend(names: list[str], top: int) -> SafeString:
 class ShareCell:
     share: float
     battles: int
+    mean_probability: float | None = None  # the sampling probability recorded for its systems' draws
 
     @property
     def percent(self) -> str:
@@ -358,7 +359,11 @@ def share_table(report: LeaderboardReport, *, last: int = TABLE_DAYS) -> ShareTa
         ShareRow(
             date=day,
             cells=[
-                ShareCell(share=shares[day].share, battles=shares[day].battles) if day in shares else None
+                ShareCell(
+                    share=shares[day].share, battles=shares[day].battles, mean_probability=shares[day].mean_probability
+                )
+                if day in shares
+                else None
                 for shares in by_provider
             ],
         )

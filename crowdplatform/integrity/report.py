@@ -75,6 +75,7 @@ class DayShare:
     date: date
     share: float  # of all battle appearances that day (each battle has two systems)
     battles: int
+    mean_probability: float | None  # the recorded sampling probability over its systems' appearances
 
 
 @dataclass(frozen=True)
@@ -187,14 +188,7 @@ def transparency_report(*, leaderboard: PublicLeaderboard) -> LeaderboardReport:
                 battles=battles,
                 votes=sum(votes_by_system.get(name, 0) for name in names),
                 battle_share=battles / appearances if appearances else None,
-                days=[
-                    DayShare(
-                        date=day.date,
-                        share=sum(entry.share for entry in day.systems if entry.name in names),
-                        battles=sum(entry.battles for entry in day.systems if entry.name in names),
-                    )
-                    for day in sampling.days
-                ],
+                days=[_day_share(day, names) for day in sampling.days],
                 released_battles_with_its_systems=sum(released_with.get(name, 0) for name in names),
                 released_battles_given=released_total,
             )
@@ -230,6 +224,20 @@ def transparency_report(*, leaderboard: PublicLeaderboard) -> LeaderboardReport:
         votes=sampling.votes,
         chain_verified=chain.ok,
         days=[day.date for day in sampling.days],
+    )
+
+
+def _day_share(day: Any, names: set[str]) -> DayShare:
+    """A provider's day: its systems' share and battles, and their recorded sampling probabilities
+    averaged over their appearances (so it compares with any other provider's, system for system)."""
+    own = [entry for entry in day.systems if entry.name in names]
+    weighted = [(entry.mean_probability, entry.battles) for entry in own if entry.mean_probability is not None]
+    appearances = sum(battles for _, battles in weighted)
+    return DayShare(
+        date=day.date,
+        share=sum(entry.share for entry in own),
+        battles=sum(entry.battles for entry in own),
+        mean_probability=round(sum(p * b for p, b in weighted) / appearances, 4) if appearances else None,
     )
 
 

@@ -55,7 +55,8 @@ def report(providers: list[ProviderEntry], days: list[date], name: str = "Open a
 
 def shares(values: list[tuple[float, int]], days: list[date] = DAYS) -> list[DayShare]:
     return [
-        DayShare(date=day, share=share, battles=battles) for day, (share, battles) in zip(days, values, strict=True)
+        DayShare(date=day, share=share, battles=battles, mean_probability=None)
+        for day, (share, battles) in zip(days, values, strict=True)
     ]
 
 
@@ -290,9 +291,9 @@ def test_the_page_shows_the_chart_and_its_table(leaderboard, entered, make_rater
     assert html.count("<polyline") == 2
     assert "<summary>The same figures as a table</summary>" in html
     assert '<th scope="col" class="num">Commons Lab</th><th scope="col" class="num">Gamma AI</th>' in html
-    assert (
-        '<tr><th scope="row">2026-01-02</th><td class="num">50.0% (1)</td><td class="num">50.0% (1)</td></tr>' in html
-    )
+    # Two systems make one pair: each draw was recorded with probability 1.
+    cell = '<td class="num">50.0% (1; p 1.0000)</td>'
+    assert f'<tr><th scope="row">2026-01-02</th>{cell}{cell}</tr>' in html
     assert "Share of battles per provider" in html  # the overall bars stay
 
 

@@ -120,6 +120,12 @@ def test_each_provider_gets_its_systems_battles_and_share(arena):
     (day,) = acme.systems[0].days
     assert day.battles == appearances["acme-1"] == len(drawn)
     assert day.mean_probability == round(sum(drawn) / len(drawn), 4) == acme.systems[0].mean_probability
+    # Per provider and day: the same probabilities, averaged over its systems' appearances.
+    by_system = {system.name: system.days[0] for system in acme.systems if system.days}
+    expected = sum(d.mean_probability * d.battles for d in by_system.values()) / sum(
+        d.battles for d in by_system.values()
+    )
+    assert acme.days[0].mean_probability == round(expected, 4)
     assert [version.number for version in report.policy] == [1, 2]
     assert report.sampling == "active"
     assert report.parameters["prerelease_cap"] == 5
