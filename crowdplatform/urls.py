@@ -140,6 +140,11 @@ client_urls = (
             name="provider_submit",
         ),
         path(
+            "orgs/<slug:slug>/provider/leaderboards/<slug:lb_slug>/prompts.jsonl",
+            provider_views.provider_prompts,
+            name="provider_prompts",
+        ),
+        path(
             "orgs/<slug:slug>/provider/submissions/<int:submission_id>/responses/",
             provider_views.provider_responses,
             name="provider_responses",

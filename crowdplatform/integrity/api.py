@@ -23,6 +23,7 @@ from crowdplatform.core.pagination import CursorPagination
 from crowdplatform.integrity import services
 from crowdplatform.integrity.models import LicenseClass, Provider, PublicLeaderboard, Submission
 from crowdplatform.integrity.report import report_as_dict, transparency_reports
+from crowdplatform.integrity.selectors import leaderboard_prompts
 from crowdplatform.integrity.services import PARAMETERS
 from evaluations.api import RawUploadParser
 from evaluations.item_import import ItemImportError
@@ -173,8 +174,7 @@ class LeaderboardPromptsApi(generics.ListAPIView):
             raise NotAuthenticated()
         if not services.may_read_prompts(self.request.user):
             raise PermissionDenied("The prompts are given to staff and to every provider's organization.")
-        leaderboard = get_object_or_404(PublicLeaderboard, slug=self.kwargs["slug"])
-        return Item.objects.filter(study_id=leaderboard.study_id, is_gold=False)
+        return leaderboard_prompts(get_object_or_404(PublicLeaderboard, slug=self.kwargs["slug"]))
 
 
 class SubmissionResponsesApi(APIView):

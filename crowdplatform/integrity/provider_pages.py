@@ -7,7 +7,9 @@ says is left is what the service will accept.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,7 +17,7 @@ from django.db.models import Count, Q, QuerySet
 
 from crowdplatform.accounts.models import Organization
 from crowdplatform.integrity.models import Provider, PublicLeaderboard, PublishedResult, Submission
-from crowdplatform.integrity.selectors import latest_results, submission_status
+from crowdplatform.integrity.selectors import latest_results, leaderboard_prompts, submission_status
 from crowdplatform.integrity.services import period_bounds
 from evaluations.models import Item, Response
 
@@ -143,3 +145,10 @@ def missing_prompt_ids(submission: Submission) -> QuerySet[Item, str]:
         .order_by("id")
         .values_list("prompt_id", flat=True)
     )
+
+
+def prompts_jsonl(leaderboard: PublicLeaderboard) -> Iterator[bytes]:
+    """The leaderboard's prompts as JSONL lines `{"prompt_id", "prompt"}` (turns), in upload order,
+    streamed from the database in chunks."""
+    for prompt_id, prompt in leaderboard_prompts(leaderboard).values_list("prompt_id", "prompt").iterator(2000):
+        yield json.dumps({"prompt_id": prompt_id, "prompt": prompt}, ensure_ascii=False).encode() + b"\n"

@@ -14,11 +14,19 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.core.files.storage import storages
+from django.db.models import QuerySet
 
 from crowdplatform.integrity.models import PeriodRelease, PublicLeaderboard, PublishedResult, Submission
+from evaluations.models import Item
 
 RELEASES_STORAGE = "private"
 READ_CHUNK_BYTES = 1024 * 1024  # files are hashed in chunks: memory stays flat whatever their size
+
+
+def leaderboard_prompts(leaderboard: PublicLeaderboard) -> QuerySet[Item]:
+    """The prompts providers answer, in upload order: every item but the gold checks (which are no
+    systems' to answer, and whose answers stay with staff)."""
+    return Item.objects.filter(study_id=leaderboard.study_id, is_gold=False).order_by("id")
 
 
 def submission_status(submission: Submission) -> str:

@@ -13,7 +13,7 @@ from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -140,6 +140,18 @@ def provider_submit(request: HttpRequest, slug: str, lb_slug: str) -> HttpRespon
             return redirect(_page_url(organization, leaderboard))
     context = _page_context(request, organization, provider, failed=(leaderboard, form), error=error)
     return render(request, "integrity/provider.html", context, status=status)
+
+
+@require_GET
+@area_required(CLIENT_AREA)
+def provider_prompts(request: HttpRequest, slug: str, lb_slug: str) -> StreamingHttpResponse:
+    """The leaderboard's prompts to answer, as a JSONL file: every provider gets the same file."""
+    _, provider = _organization_and_provider(request, slug)
+    _provider_required(provider)
+    leaderboard = get_object_or_404(PublicLeaderboard, slug=lb_slug)
+    response = StreamingHttpResponse(provider_pages.prompts_jsonl(leaderboard), content_type="application/jsonl")
+    response["Content-Disposition"] = f'attachment; filename="{leaderboard.slug}-prompts.jsonl"'
+    return response
 
 
 @require_http_methods(["GET", "POST"])

@@ -465,3 +465,42 @@ def test_a_retired_submission_says_why_and_takes_no_responses(client, arena, gam
     assert response.status_code == 409
     assert "No responses were added: &#x27;gamma-1&#x27; is retired: it takes no new responses." in _content(response)
     assert integrity_snapshot() == before
+
+
+# --- The prompts file ---------------------------------------------------------------------------
+
+PROMPTS = "/client/orgs/gamma-ai/provider/leaderboards/open-arena/prompts.jsonl"
+
+
+def test_the_provider_downloads_every_prompt_but_the_gold_ones(client, arena, gamma, provider_member):
+    client.force_login(provider_member)
+    response = client.get(PROMPTS)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/jsonl"
+    assert response["Content-Disposition"] == 'attachment; filename="open-arena-prompts.jsonl"'
+    lines = [json.loads(line) for line in b"".join(response.streaming_content).decode().splitlines()]
+    assert lines == [
+        {"prompt_id": f"p{n}", "prompt": [{"role": "user", "content": f"Question {n}?"}]} for n in range(3)
+    ]
+    # The same rows the API pages through, for every provider alike.
+    assert [line["prompt_id"] for line in lines] == [
+        row["prompt_id"] for row in client.get("/api/v1/leaderboards/open-arena/prompts/").json()["results"]
+    ]
+
+
+def test_the_pages_link_the_prompts_file(client, arena, gamma, provider_member, register):
+    submission = register(gamma, "gamma-next")
+    client.force_login(provider_member)
+    assert f'href="{PROMPTS}"' in client.get(PAGE).content.decode()
+    assert f'href="{PROMPTS}"' in client.get(responses_url(submission)).content.decode()
+
+
+@pytest.mark.parametrize("who", ["owner of a non-provider organization", "unknown leaderboard"])
+def test_no_prompts_file_for_others(client, arena, gamma, owner, provider_member, who):
+    if who.startswith("owner"):
+        client.force_login(owner)
+        url = "/client/orgs/alpha-lab/provider/leaderboards/open-arena/prompts.jsonl"
+    else:
+        client.force_login(provider_member)
+        url = "/client/orgs/gamma-ai/provider/leaderboards/nope/prompts.jsonl"
+    assert client.get(url).status_code == 404
