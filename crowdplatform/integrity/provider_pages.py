@@ -18,7 +18,7 @@ from django.db.models import Count, Q, QuerySet
 from crowdplatform.accounts.models import Organization
 from crowdplatform.integrity.models import Provider, PublicLeaderboard, PublishedResult, Submission
 from crowdplatform.integrity.selectors import latest_results, leaderboard_prompts, submission_status
-from crowdplatform.integrity.services import period_bounds
+from crowdplatform.integrity.services import period_bounds, prerelease_used
 from evaluations.models import Item, Response
 
 SUBMISSIONS_SHOWN = 50  # per leaderboard, newest first; the API lists every one
@@ -51,13 +51,7 @@ class CapUsage:
 def cap_usage(leaderboard: PublicLeaderboard, provider: Provider, at: datetime) -> CapUsage:
     started = at >= leaderboard.starts_at
     period_start, period_end = period_bounds(leaderboard, at if started else leaderboard.starts_at)
-    used = Submission.objects.filter(
-        leaderboard=leaderboard,
-        provider=provider,
-        prerelease=True,
-        registered_at__gte=period_start,
-        registered_at__lt=period_end,
-    ).count()
+    used = prerelease_used(leaderboard=leaderboard, provider=provider, period_start=period_start, period_end=period_end)
     return CapUsage(
         used=used,
         cap=leaderboard.prerelease_cap,

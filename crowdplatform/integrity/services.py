@@ -240,6 +240,21 @@ def policy_publish(
 # --- Submissions --------------------------------------------------------------------------------
 
 
+def prerelease_used(
+    *, leaderboard: PublicLeaderboard, provider: Provider, period_start: datetime, period_end: datetime
+) -> int:
+    """The provider's pre-release variants counting against the cap of the period: the service's count
+    and the provider page's. Counted by registration time within the period, so a changed period length
+    (a new policy version) still counts every variant tested in the current period."""
+    return Submission.objects.filter(
+        leaderboard=leaderboard,
+        provider=provider,
+        prerelease=True,
+        registered_at__gte=period_start,
+        registered_at__lt=period_end,
+    ).count()
+
+
 def period_bounds(leaderboard: PublicLeaderboard, at: datetime) -> tuple[datetime, datetime]:
     """The period containing `at`: periods of `period_days` back to back from `starts_at`."""
     length = timedelta(days=leaderboard.period_days)
@@ -330,15 +345,7 @@ def submission_register(
 def _check_prerelease_cap(
     leaderboard: PublicLeaderboard, provider: Provider, period_start: datetime, period_end: datetime
 ) -> None:
-    # Counted by registration time within the period, so a changed period length (a new policy
-    # version) still counts every variant tested in the current period.
-    used = Submission.objects.filter(
-        leaderboard=leaderboard,
-        provider=provider,
-        prerelease=True,
-        registered_at__gte=period_start,
-        registered_at__lt=period_end,
-    ).count()
+    used = prerelease_used(leaderboard=leaderboard, provider=provider, period_start=period_start, period_end=period_end)
     if used >= leaderboard.prerelease_cap:
         raise ConflictError(
             f"{provider.name} has registered {used} pre-release variant(s) in the period that began on "
