@@ -18,7 +18,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from crowdplatform.accounts.access import STAFF_AREA, area_required
 from crowdplatform.accounts.models import Organization
@@ -170,6 +170,7 @@ def _submitted(form: forms.Form, act: Callable[[dict[str, Any]], T]) -> tuple[T 
 # --- The leaderboards and providers page ----------------------------------------------------------
 
 
+@require_http_methods(["GET", "POST"])
 @area_required(STAFF_AREA)
 def staff_leaderboards(request: HttpRequest) -> HttpResponse:
     form = LeaderboardForm(request.POST or None)
@@ -244,6 +245,7 @@ def _leaderboard(slug: str) -> PublicLeaderboard:
     return get_object_or_404(PublicLeaderboard.objects.select_related("study__organization"), slug=slug)
 
 
+@require_GET
 @area_required(STAFF_AREA)
 def staff_leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
     return _leaderboard_page(request, _leaderboard(slug))
