@@ -459,9 +459,10 @@ def test_every_admin_model_and_action_as_a_superuser(world, clients, staff_user)
 def test_every_reading_url_answers_both_providers_alike(world, clients):
     """Each provider's session and API key, on every URL that names the leaderboard, its study, a
     submission, a system or a release, filled from each provider's side (its own organization and
-    submission in the same places): the same status, and for the API the same body."""
+    submission in the same places): the same status, and every API answer and file (the released
+    battles included) byte for byte."""
     sides = {provider: candidates(world, provider) for provider in PROVIDER_ROLES}
-    compared = 0
+    compared = files = 0
     for route, _ in routes():
         if not re.search(r"study_id|system_id|submission_id|release_id|leaderboards|transparency", route):
             continue
@@ -470,9 +471,18 @@ def test_every_reading_url_answers_both_providers_alike(world, clients):
             for provider, url in (("gamma", gamma_url), ("weights", weights_url)):
                 for kind, role in zip(("session", "key"), PROVIDER_ROLES[provider], strict=True):
                     response = clients[role].get(url)
-                    body = response.content if url.startswith("/api/") and response.status_code == 200 else b""
-                    seen[(provider, kind)] = (response.status_code, body)
+                    seen[(provider, kind)] = (response.status_code, _data(response))
             for kind in ("session", "key"):
                 assert seen[("gamma", kind)] == seen[("weights", kind)], (gamma_url, weights_url, kind)
             compared += 1
+            files += "battles.jsonl" in gamma_url and seen[("gamma", "session")][1] != b""
     assert compared > 30
+    assert files > 0  # the released battles were among the data compared byte for byte
+
+
+def _data(response: Any) -> bytes:
+    """What a response hands over as data: the bytes of anything but an HTML page (pages carry the
+    reader's own name and a per-session token; their status is compared)."""
+    if response.status_code != 200 or response["Content-Type"].startswith("text/html"):
+        return b""
+    return b"".join(response.streaming_content) if response.streaming else response.content
