@@ -290,6 +290,14 @@ TASK_LEASE_SECONDS_DEFAULT = 600
 # interval of roughly ±70, so below it a system's place can still move a lot with a few more votes.
 LEADERBOARD_PROVISIONAL_VOTES = env_int("LEADERBOARD_PROVISIONAL_VOTES", 100)
 
+# The public transparency report (anyone, no login) aggregates a study's whole history: ~2 s and ~4
+# CPU-seconds at 1M votes (benchmarks/transparency_report.py). It is cached per leaderboard for this long;
+# a publication, release, retirement, submission or policy version shows at once (they are in the key).
+TRANSPARENCY_REPORT_CACHE_SECONDS = env_int("TRANSPARENCY_REPORT_CACHE_SECONDS", 60)
+# A released file's SHA-256 is remembered while its size and modification time stay the same; the
+# periodic publishing run re-reads every file anyway.
+FILE_DIGEST_CACHE_SECONDS = env_int("FILE_DIGEST_CACHE_SECONDS", 3600)
+
 # --- Payments (ledger, pay rules, Stripe) --------------------------------------------------------
 # Pay is pending this long after a vote (quality review may hold or reject it), then available.
 PAY_REVIEW_WINDOW_HOURS = env_int("PAY_REVIEW_WINDOW_HOURS", 72)

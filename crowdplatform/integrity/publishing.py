@@ -39,6 +39,7 @@ Anyone holding the files can recompute the chain (`selectors.chain_digest` is th
 from __future__ import annotations
 
 import hashlib
+import logging
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -55,10 +56,12 @@ from crowdplatform.accounts.principals import Actor
 from crowdplatform.core.audit import audit_record
 from crowdplatform.core.errors import ApplicationError, ConflictError
 from crowdplatform.integrity.models import PeriodRelease, PolicyVersion, PublicLeaderboard, PublishedResult, Submission
-from crowdplatform.integrity.selectors import RELEASES_STORAGE, chain_digest
+from crowdplatform.integrity.selectors import RELEASES_STORAGE, chain_digest, release_chain_verify
 from evaluations.exports import ExportFilters, export_stream
 from evaluations.leaderboard import QUALITY_INCLUDED, LeaderboardRow, study_leaderboard
 from evaluations.models import ExportFormat, System
+
+logger = logging.getLogger(__name__)
 
 PUBLISH_BOOTSTRAP = 1000  # bootstrap rounds of a published result's interval (tests lower it)
 PUBLISH_SEED = 0  # fixed, so anyone recomputing a published result gets the same interval
@@ -79,11 +82,25 @@ def publishing_run(*, actor: Actor = None, now: datetime | None = None) -> dict[
         "results": results_publish_due(now=now),
         "retired": retirements_apply(now=now),
         "releases": releases_due(now=now),
+        "releases_broken": releases_rehash(),
     }
     if actor is not None:
         with transaction.atomic():
             audit_record(actor=actor, action="integrity.publishing_run", data={"now": now.isoformat(), **done})
     return done
+
+
+def releases_rehash() -> int:
+    """Read every released file again (the public pages remember digests while a file's size and time
+    stay the same; this catches a rewrite that forged both). Returns how many releases do not verify;
+    each is logged, and the transparency report shows it."""
+    broken = 0
+    for leaderboard in PublicLeaderboard.objects.order_by("pk"):
+        for check in release_chain_verify(leaderboard=leaderboard, rehash=True).releases:
+            if not check.ok:
+                broken += 1
+                logger.error("Release of %s does not verify: %s", leaderboard.slug, check.reason)
+    return broken
 
 
 # --- Results ------------------------------------------------------------------------------------

@@ -8,13 +8,17 @@ digest chain of the released battles. Rater identities, prompts and responses ne
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from django.db.models import Count, Q
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.urls import reverse
+from django.utils import timezone
 
 from crowdplatform.integrity.models import (
     PeriodRelease,
@@ -133,10 +137,59 @@ class LeaderboardReport:
     votes: int
     chain_verified: bool  # every release's file and link recompute
     days: list[date] = field(default_factory=list)
+    computed_at: datetime | None = None  # the figures are as of then (the report is cached briefly)
 
 
 def transparency_reports() -> list[LeaderboardReport]:
-    return [transparency_report(leaderboard=leaderboard) for leaderboard in PublicLeaderboard.objects.all()]
+    """Every public leaderboard's report, each cached (see `transparency_report_cached`)."""
+    return [transparency_report_cached(leaderboard=leaderboard) for leaderboard in PublicLeaderboard.objects.all()]
+
+
+def transparency_report_cached(*, leaderboard: PublicLeaderboard) -> LeaderboardReport:
+    """The report as computed at most TRANSPARENCY_REPORT_CACHE_SECONDS ago, unless something was published
+    since: the key holds the newest publication, release, retirement, submission and policy version
+    and the parameters, so those show at once; only the running counts (battles, shares) may lag. A
+    public page that aggregated the whole history on every view would be its own denial of service."""
+    key = "integrity:report:" + hashlib.sha256(repr(_published_state(leaderboard)).encode()).hexdigest()
+    report = cache.get(key)
+    if report is None:
+        report = transparency_report(leaderboard=leaderboard)
+        cache.set(key, report, settings.TRANSPARENCY_REPORT_CACHE_SECONDS)
+    return report
+
+
+def _published_state(leaderboard: PublicLeaderboard) -> tuple[Any, ...]:
+    """What the report's published part depends on, in one query of small subqueries."""
+
+    def newest(queryset: Any, field: str = "pk") -> Subquery:
+        return Subquery(queryset.order_by(f"-{field}").values(field)[:1])
+
+    own = {"leaderboard": OuterRef("pk")}
+    state = (
+        PublicLeaderboard.objects.filter(pk=leaderboard.pk)
+        .annotate(
+            newest_submission=newest(Submission.objects.filter(**own)),
+            submission_count=Subquery(
+                Submission.objects.filter(**own).order_by().values("leaderboard").annotate(n=Count("pk")).values("n")
+            ),
+            newest_result=newest(PublishedResult.objects.filter(submission__leaderboard=OuterRef("pk"))),
+            newest_retirement=newest(Submission.objects.filter(**own, retired_at__isnull=False), "retired_at"),
+            newest_release=newest(PeriodRelease.objects.filter(**own)),
+            newest_policy=newest(PolicyVersion.objects.filter(**own)),
+            study_sampling=F("study__sampling"),
+        )
+        .values_list(
+            "newest_submission",
+            "submission_count",
+            "newest_result",
+            "newest_retirement",
+            "newest_release",
+            "newest_policy",
+            "study_sampling",
+        )
+        .get()
+    )
+    return (leaderboard.pk, leaderboard.slug, leaderboard.name, *parameters_of(leaderboard).values(), *state)
 
 
 def transparency_report(*, leaderboard: PublicLeaderboard) -> LeaderboardReport:
@@ -224,6 +277,7 @@ def transparency_report(*, leaderboard: PublicLeaderboard) -> LeaderboardReport:
         votes=sampling.votes,
         chain_verified=chain.ok,
         days=[day.date for day in sampling.days],
+        computed_at=timezone.now(),
     )
 
 
@@ -291,11 +345,23 @@ def _released_battles_by_system(study_id: int, releases: list[PeriodRelease]) ->
     if not releases:
         return {}
     periods = Q()
-    for release in releases:
-        periods |= Q(created_at__gte=release.period_start, created_at__lt=release.period_end)
+    for start, end in _spans(releases):
+        periods |= Q(created_at__gte=start, created_at__lt=end)
     return _per_system(
         Vote.objects.filter(periods, study_id=study_id, is_gold=False, quality_status=QualityStatus.INCLUDED)
     )
+
+
+def _spans(releases: list[PeriodRelease]) -> list[tuple[datetime, datetime]]:
+    """The released periods as few ranges as they make: back-to-back periods join (one condition for a
+    year of weekly releases instead of 52)."""
+    spans: list[tuple[datetime, datetime]] = []
+    for release in sorted(releases, key=lambda release: release.period_start):
+        if spans and spans[-1][1] == release.period_start:
+            spans[-1] = (spans[-1][0], release.period_end)
+        else:
+            spans.append((release.period_start, release.period_end))
+    return spans
 
 
 def _per_system(votes: Any) -> dict[str, int]:

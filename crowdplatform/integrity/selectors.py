@@ -13,6 +13,8 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
+from django.core.cache import cache
 from django.core.files.storage import storages
 from django.db.models import QuerySet
 
@@ -82,6 +84,28 @@ def stored_file_sha256(file_name: str) -> str | None:
     return digest.hexdigest()
 
 
+def current_file_sha256(file_name: str, *, rehash: bool = False) -> str | None:
+    """The file's SHA-256 as it is now, remembered per (name, size, modification time) for
+    FILE_DIGEST_CACHE_SECONDS: a public page re-reading hundreds of megabytes per view would be its own
+    denial of service. Any rewrite changes the modification time, so it is hashed again at once; a
+    rewrite that also forges the time is caught by the next `rehash` (the periodic publishing run
+    rehashes every release) or when the entry expires. None when the file is missing."""
+    storage = storages[RELEASES_STORAGE]
+    if not storage.exists(file_name):
+        return None
+    try:
+        stamp = f"{storage.size(file_name)}:{storage.get_modified_time(file_name).timestamp()!r}"
+    except (NotImplementedError, OSError):  # a storage that cannot tell: hash every time
+        return stored_file_sha256(file_name)
+    key = "integrity:file-sha256:" + hashlib.sha256(f"{file_name}\n{stamp}".encode()).hexdigest()
+    digest = None if rehash else cache.get(key)
+    if digest is None:
+        digest = stored_file_sha256(file_name)
+        if digest is not None:
+            cache.set(key, digest, settings.FILE_DIGEST_CACHE_SECONDS)
+    return digest
+
+
 @dataclass(frozen=True)
 class ReleaseCheck:
     """One release as checked: `ok`, or the first thing found wrong with it, in words."""
@@ -111,8 +135,10 @@ class ChainCheck:
         return next((release for release in self.releases if not release.ok), None)
 
 
-def release_chain_verify(*, leaderboard: PublicLeaderboard) -> ChainCheck:
-    """Recompute each stored file's SHA-256 and each chain link of the leaderboard's releases.
+def release_chain_verify(*, leaderboard: PublicLeaderboard, rehash: bool = False) -> ChainCheck:
+    """Recompute each stored file's SHA-256 (remembered while the file is untouched, see
+    `current_file_sha256`; all of them read again with `rehash`) and each chain link of the
+    leaderboard's releases.
 
     Each release is checked on its own (a broken one does not hide the state of the later ones):
     its file must hash to the recorded digest, it must name its predecessor's chain digest (""
@@ -122,7 +148,7 @@ def release_chain_verify(*, leaderboard: PublicLeaderboard) -> ChainCheck:
     checks = []
     previous: PeriodRelease | None = None
     for release in releases:
-        reason = _release_problem(release, previous, leaderboard.slug)
+        reason = _release_problem(release, previous, leaderboard.slug, rehash=rehash)
         checks.append(
             ReleaseCheck(
                 period_start=release.period_start,
@@ -142,10 +168,10 @@ def _day(instant: datetime) -> str:
     return instant.date().isoformat()
 
 
-def _release_problem(release: PeriodRelease, previous: PeriodRelease | None, slug: str) -> str:
+def _release_problem(release: PeriodRelease, previous: PeriodRelease | None, slug: str, *, rehash: bool) -> str:
     """What is wrong with one release ("" when nothing is), the file first: it is what people download."""
     day = _day(release.period_start)
-    file_now = stored_file_sha256(release.file_name)
+    file_now = current_file_sha256(release.file_name, rehash=rehash)
     if file_now is None:
         return f"file of {day} is missing: {release.file_name}"
     if file_now != release.file_sha256:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.files.storage import storages
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -27,7 +28,8 @@ def transparency_page(request: HttpRequest) -> HttpResponse:
                     "share_table": share_table(report),
                 }
                 for report in reports
-            ]
+            ],
+            "cache_seconds": settings.TRANSPARENCY_REPORT_CACHE_SECONDS,
         },
     )
 

@@ -321,13 +321,15 @@ def staff_publish_now(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def publishing_summary(done: dict[str, int]) -> str:
-    if not any(done.values()):
-        return "Publishing ran for every leaderboard: nothing was due, nothing new was written."
+    broken = done.get("releases_broken", 0)
+    warning = f" {broken} released file{'s do' if broken != 1 else ' does'} not verify: see Releases." if broken else ""
+    if not any(done[name] for name in ("results", "retired", "releases")):
+        return "Publishing ran for every leaderboard: nothing was due, nothing new was written." + warning
     results, retired, releases = done["results"], done["retired"], done["releases"]
     return (
         f"Publishing ran for every leaderboard: {results} result{'s' if results != 1 else ''} published or "
         f"refreshed, {retired} system{'s' if retired != 1 else ''} retired, {releases} "
-        f"period{'s' if releases != 1 else ''} released."
+        f"period{'s' if releases != 1 else ''} released." + warning
     )
 
 

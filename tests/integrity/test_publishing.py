@@ -154,7 +154,7 @@ def test_the_periodic_task_publishes_retires_and_releases_once(
     submit(leaderboard, lab, "two", registered_at=start)
     votes_cast(make_rater(), study, start=start + timedelta(hours=1))
 
-    assert integrity_publish() == {"results": 2, "retired": 0, "releases": 1}
+    assert integrity_publish() == {"results": 2, "retired": 0, "releases": 1, "releases_broken": 0}
     before = snapshot()
-    assert integrity_publish() == {"results": 0, "retired": 0, "releases": 0}
+    assert integrity_publish() == {"results": 0, "retired": 0, "releases": 0, "releases_broken": 0}
     assert snapshot() == before

@@ -449,8 +449,8 @@ def test_publishing_now_writes_what_is_due_once(
     assert sorted(Submission.objects.values_list("pk", "published_at")) == published
     runs = AuditEvent.objects.filter(action="integrity.publishing_run").order_by("id")
     assert [(event.actor_user_id, {k: v for k, v in event.data.items() if k != "now"}) for event in runs] == [
-        (staff_user.pk, {"results": 2, "retired": 0, "releases": 1}),
-        (staff_user.pk, {"results": 0, "retired": 0, "releases": 0}),
+        (staff_user.pk, {"results": 2, "retired": 0, "releases": 1, "releases_broken": 0}),
+        (staff_user.pk, {"results": 0, "retired": 0, "releases": 0, "releases_broken": 0}),
     ]
 
     detail = staff_client.get(page())
