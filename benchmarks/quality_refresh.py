@@ -337,7 +337,7 @@ def study_votes(
             is_gold,
             gold_correct,
             (seconds * 1000).astype(np.int64),
-            now.timestamp() - created - 120,  # the newest vote two minutes ago: settled
+            created + 120,  # seconds ago, as votes_insert and rows_insert read it: the newest two minutes ago
         ],
         names="study,item_of,pair,rater,resp_a,resp_b,sys_a,sys_b,choice,helpfulness,gold,correct,ms,at",
     )
