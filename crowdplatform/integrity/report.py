@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from django.conf import settings
@@ -32,6 +32,9 @@ from crowdplatform.integrity.selectors import latest_results, release_chain_veri
 from crowdplatform.integrity.services import parameters_of
 from evaluations.models import QualityStatus, Vote
 from evaluations.selectors import sampling_report
+
+REPORT_LOCK_SECONDS = 60  # longer than a recomputation takes; a crashed one frees it when it expires
+REPORT_KEEP_SECONDS = 24 * 3600  # an outdated copy is kept to serve while the next one is computed
 
 
 @dataclass(frozen=True)
@@ -146,16 +149,32 @@ def transparency_reports() -> list[LeaderboardReport]:
 
 
 def transparency_report_cached(*, leaderboard: PublicLeaderboard) -> LeaderboardReport:
-    """The report as computed at most TRANSPARENCY_REPORT_CACHE_SECONDS ago, unless something was published
-    since: the key holds the newest publication, release, retirement, submission and policy version
-    and the parameters, so those show at once; only the running counts (battles, shares) may lag. A
-    public page that aggregated the whole history on every view would be its own denial of service."""
-    key = "integrity:report:" + hashlib.sha256(repr(_published_state(leaderboard)).encode()).hexdigest()
-    report = cache.get(key)
-    if report is None:
+    """The report as computed at most TRANSPARENCY_REPORT_CACHE_SECONDS ago, and after the newest
+    publication, release, retirement, submission and policy version (they are compared on every view,
+    so those show at once; only the running counts may lag). A public page that aggregated the whole
+    history on every view would be its own denial of service.
+
+    One request recomputes an outdated report at a time (a lock in the cache); the others serve the
+    copy at hand meanwhile, a few seconds late, instead of all recomputing at once."""
+    state = hashlib.sha256(repr(_published_state(leaderboard)).encode()).hexdigest()
+    key = f"integrity:report:{leaderboard.pk}"
+    entry = cache.get(key)  # (published state, report)
+    if entry is not None and entry[0] == state and _fresh(entry[1]):
+        return entry[1]
+    lock = f"{key}:computing"
+    if entry is not None and not cache.add(lock, 1, REPORT_LOCK_SECONDS):
+        return entry[1]
+    try:
         report = transparency_report(leaderboard=leaderboard)
-        cache.set(key, report, settings.TRANSPARENCY_REPORT_CACHE_SECONDS)
+        cache.set(key, (state, report), REPORT_KEEP_SECONDS)
+    finally:
+        cache.delete(lock)
     return report
+
+
+def _fresh(report: LeaderboardReport) -> bool:
+    age = timezone.now() - (report.computed_at or datetime.min.replace(tzinfo=UTC))
+    return age.total_seconds() < settings.TRANSPARENCY_REPORT_CACHE_SECONDS
 
 
 def _published_state(leaderboard: PublicLeaderboard) -> tuple[Any, ...]:

@@ -63,6 +63,32 @@ def test_anything_published_shows_at_once(arena, publish):
     assert shown == {"result": 1012.5, "retirement": "retired", "policy version": [1, 2, 3], "parameters": 1}[publish]
 
 
+def test_while_one_request_recomputes_the_others_serve_the_copy_at_hand(arena, make_rater):
+    leaderboard = arena["leaderboard"]
+    before = transparency_report_cached(leaderboard=leaderboard)
+    acme_x = arena["submissions"]["acme-x"]
+    PublishedResult.objects.create(submission=acme_x, published_at=arena["now"], rating=1012.5, votes=4)
+    assert cache.add(f"integrity:report:{leaderboard.pk}:computing", 1, 60)  # another request is at it
+    assert transparency_report_cached(leaderboard=leaderboard) == before  # a few seconds late, not recomputed
+    cache.delete(f"integrity:report:{leaderboard.pk}:computing")  # it is done
+    assert transparency_report_cached(leaderboard=leaderboard).providers[0].systems[1].result.rating == 1012.5
+
+
+def test_with_nothing_at_hand_the_report_is_computed_whatever_the_lock(arena):
+    leaderboard = arena["leaderboard"]
+    assert cache.add(f"integrity:report:{leaderboard.pk}:computing", 1, 60)
+    assert transparency_report_cached(leaderboard=leaderboard).battles == 6
+
+
+def test_an_outdated_copy_is_recomputed(arena, make_rater, settings):
+    leaderboard = arena["leaderboard"]
+    settings.TRANSPARENCY_REPORT_CACHE_SECONDS = 0  # every copy is outdated at once
+    assert transparency_report_cached(leaderboard=leaderboard).battles == 6
+    evaluations_fixtures.cast_vote(make_rater(), "b", study=arena["study"])
+    assert transparency_report_cached(leaderboard=leaderboard).battles == 7
+    assert cache.get(f"integrity:report:{leaderboard.pk}:computing") is None  # the lock is let go
+
+
 def test_a_release_shows_at_once(arena, private_storage):
     leaderboard = arena["leaderboard"]
     assert transparency_report_cached(leaderboard=leaderboard).releases == []
