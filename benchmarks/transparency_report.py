@@ -15,15 +15,12 @@ What it does, in order:
    PostgreSQL only. Schema from the migrations, production settings (DEBUG off); the "private" storage
    (PRIVATE_MEDIA_ROOT, where releases are written) points at `<tmp>/<database name>-private`, removed
    with the database unless --keep-db.
-2. The data: benchmarks/quality_refresh.py's builder (imported, not copied, as export_votes.py does) with
-   ONE study: 8 systems, 2,000 raters, overlap 3, 2 criteria, 5% gold votes, votes over 30 days, COPY.
+2. The data: export_votes.py's one study (benchmarks/quality_refresh.py's builder, imported, not copied):
+   8 systems, 2,000 raters, overlap 3, 2 criteria, 5% gold votes, votes over the last 30 days, COPY.
    The builder sets each task's `leased_at` to its vote's `created_at` (what `sampling_report` groups by
-   day) but leaves `sampling_probability` NULL and `sampling_policy` "uniform". So, after the build, two
-   SQL UPDATEs: the non-gold tasks get `sampling_policy` "active" with `sampling_probability` 1/28 (the
-   leaderboard's policy; 28 pairs of 8 systems), and every vote's `created_at` and its task's
-   `leased_at`/`expires_at`/`finished_at` are shifted by one constant so that the newest vote is two
-   minutes old (a no-op since the builder's dates were fixed on 2026-12-06: until then they landed in
-   January 1970; the 1M figures in RESULTS.md were measured with the shift). Then VACUUM ANALYZE.
+   day) but leaves `sampling_probability` NULL and `sampling_policy` "uniform", so one SQL UPDATE gives
+   the non-gold tasks "active" with probability 1/28 (28 pairs of 8 systems). Then VACUUM ANALYZE. (Until
+   2026-12-06 the builder dated every vote in January 1970; the first runs shifted the dates here.)
 3. The leaderboard, through the ORM (a few rows): the study public with sampling "active"; a
    PublicLeaderboard starting at the first vote's day (midnight UTC), 7-day periods (so 30 days of votes
    make 4 ended periods), other parameters at their defaults, and its PolicyVersion 1; 4 providers (one per
@@ -75,7 +72,6 @@ from benchlib import Database, summary_report  # benchmarks/benchlib.py (on sys.
 
 BENCH_SUFFIX = "_transparency_bench"
 PERIOD_DAYS = 7
-SETTLED = timedelta(minutes=2)  # the newest vote's age, as quality_refresh means it
 SLUG = "bench-arena"
 PAGE = "/transparency/"
 API = "/api/v1/transparency/"
@@ -126,33 +122,20 @@ def django_setup(database: Database) -> None:
 
 
 def build(votes: int, seed: int) -> int:
-    """One study of `votes` votes with quality_refresh's builder (its STUDIES set to 1), its tasks'
-    sampling fields set as the active policy records them. Returns the study id."""
-    import quality_refresh
+    """export_votes.py's one study (quality_refresh's builder), its tasks' sampling fields set as the
+    active policy records them. Returns the study id."""
+    import export_votes
     from django.db import connection
-    from django.utils import timezone
 
-    from evaluations.models import Study
-
-    quality_refresh.STUDIES = 1  # the builder reads it when called; its file is left as it is
-    quality_refresh.build(votes, 0, seed)
-    study = Study.objects.get()
+    study_id = export_votes.build(votes, seed)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT MAX(created_at) FROM evaluations_vote WHERE study_id = %s", [study.pk])
-        shift = timezone.now() - SETTLED - cursor.fetchone()[0]
         cursor.execute(
-            "UPDATE evaluations_vote SET created_at = created_at + %s WHERE study_id = %s", [shift, study.pk]
-        )
-        cursor.execute(
-            "UPDATE evaluations_task SET leased_at = leased_at + %s, expires_at = expires_at + %s, "
-            "finished_at = finished_at + %s, "
-            "sampling_probability = CASE WHEN is_gold THEN NULL ELSE %s END, "
-            "sampling_policy = CASE WHEN is_gold THEN sampling_policy ELSE 'active' END "
-            "WHERE study_id = %s",
-            [shift, shift, shift, 1 / 28, study.pk],
+            "UPDATE evaluations_task SET sampling_probability = CASE WHEN is_gold THEN NULL ELSE %s END, "
+            "sampling_policy = CASE WHEN is_gold THEN sampling_policy ELSE 'active' END WHERE study_id = %s",
+            [1 / 28, study_id],
         )
         cursor.execute("VACUUM ANALYZE")
-    return study.pk
+    return study_id
 
 
 def leaderboard_make(study_id: int) -> Any:
