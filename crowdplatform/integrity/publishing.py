@@ -41,7 +41,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import tempfile
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import IO
@@ -56,7 +55,7 @@ from crowdplatform.accounts.principals import Actor
 from crowdplatform.core.audit import audit_record
 from crowdplatform.core.errors import ApplicationError, ConflictError
 from crowdplatform.integrity.models import PeriodRelease, PolicyVersion, PublicLeaderboard, PublishedResult, Submission
-from crowdplatform.integrity.selectors import RELEASES_STORAGE, chain_digest, release_chain_verify
+from crowdplatform.integrity.selectors import RELEASES_STORAGE, chain_digest, latest_results, release_chain_verify
 from evaluations.exports import ExportFilters, export_stream
 from evaluations.leaderboard import QUALITY_INCLUDED, LeaderboardRow, study_leaderboard
 from evaluations.models import ExportFormat, System
@@ -132,7 +131,7 @@ def _results_publish_on(leaderboard: PublicLeaderboard, now: datetime) -> int:
             .select_related("system", "provider")
             .order_by("registered_at", "id")
         )
-        last_votes = _latest_votes(submission.pk for submission in submissions)
+        last_votes = _latest_votes(submissions)
         for submission in submissions:
             row = rows.get(submission.system.name)
             votes = row.votes if row is not None else 0
@@ -147,13 +146,10 @@ def _results_publish_on(leaderboard: PublicLeaderboard, now: datetime) -> int:
     return written
 
 
-def _latest_votes(submission_ids: Iterable[int]) -> dict[int, int]:
-    """Each submission's latest published vote count (rows come oldest first: the last one wins)."""
-    latest: dict[int, int] = {}
-    results = PublishedResult.objects.filter(submission_id__in=list(submission_ids)).order_by("published_at", "id")
-    for submission_id, votes in results.values_list("submission_id", "votes"):
-        latest[submission_id] = votes
-    return latest
+def _latest_votes(submissions: list[Submission]) -> dict[int, int]:
+    """Each submission's latest published vote count."""
+    latest, _ = latest_results(submissions)
+    return {submission_id: result.votes for submission_id, result in latest.items()}
 
 
 def _result_write(
@@ -230,7 +226,7 @@ def _retirements_apply_on(leaderboard: PublicLeaderboard, now: datetime) -> int:
             .order_by("registered_at", "id")
             .values_list("pk", "provider_id", "registered_at", "system__name")
         ]
-        votes = _latest_votes(candidate.pk for candidate in candidates)
+        votes = _latest_votes(candidates)
         policy = _policy_label(leaderboard, now)
         for candidate in candidates:
             newer = [
@@ -308,7 +304,7 @@ def period_length(leaderboard: PublicLeaderboard) -> timedelta:
     return timedelta(days=leaderboard.period_days)
 
 
-def period_bounds(*, leaderboard: PublicLeaderboard, period_start: datetime) -> tuple[datetime, datetime]:
+def _period_starting(*, leaderboard: PublicLeaderboard, period_start: datetime) -> tuple[datetime, datetime]:
     """(start, end) in UTC of the period starting at `period_start`; ApplicationError when no period
     of the leaderboard starts there."""
     length = period_length(leaderboard)
@@ -342,7 +338,7 @@ def _period_release(
     *, leaderboard: PublicLeaderboard, period_start: datetime, now: datetime
 ) -> tuple[PeriodRelease, bool]:
     """(release, created)."""
-    start, end = period_bounds(leaderboard=leaderboard, period_start=period_start)
+    start, end = _period_starting(leaderboard=leaderboard, period_start=period_start)
     existing = PeriodRelease.objects.filter(leaderboard=leaderboard, period_start=start).first()
     if existing is not None:
         return existing, False
